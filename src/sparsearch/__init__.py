@@ -1,0 +1,54 @@
+"""sparsearch: learned sparse retrieval end to end.
+
+The engine (`SparseIndex`) and the data type (`SparseVectors`) need only numpy, scipy and numba;
+the encoders, training and hybrid layers import torch lazily, when first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from sparsearch.errors import (
+    ConfigError,
+    DimensionMismatchError,
+    IndexCorruptError,
+    InvalidInputError,
+    InvalidVectorsError,
+    ModelLoadError,
+    SparsearchError,
+    UnknownIdError,
+    VocabularyMismatchError,
+)
+from sparsearch.sparse import SparseVectors, load_npz, save_npz
+
+__version__ = "0.1.0"
+
+# Public names that live in heavier modules, imported on first access.
+_LAZY = {
+    "SparseEncoder": "sparsearch.models",
+    "SparseIndex": "sparsearch.index",
+    "Hits": "sparsearch.index",
+}
+
+__all__ = [
+    "ConfigError",
+    "DimensionMismatchError",
+    "IndexCorruptError",
+    "InvalidInputError",
+    "InvalidVectorsError",
+    "ModelLoadError",
+    "SparsearchError",
+    "SparseVectors",
+    "UnknownIdError",
+    "VocabularyMismatchError",
+    "load_npz",
+    "save_npz",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sparsearch' has no attribute {name!r}")

@@ -1,0 +1,5 @@
+import sys
+
+from sparsearch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,42 @@
+"""Named errors: each one says which problem occurred, so callers can catch exactly that."""
+
+from __future__ import annotations
+
+
+class SparsearchError(Exception):
+    """Base class of every error raised by sparsearch."""
+
+
+class InvalidVectorsError(SparsearchError, ValueError):
+    """Sparse vectors whose arrays break the CSR contract (unsorted indices, NaN weights, ...)."""
+
+
+class DimensionMismatchError(SparsearchError, ValueError):
+    """Two things that must share a vector dimension do not."""
+
+
+class VocabularyMismatchError(SparsearchError, ValueError):
+    """Vectors made with one vocabulary are used with an index or model that has another."""
+
+
+class InvalidInputError(SparsearchError, ValueError):
+    """Bad user input to an encoder or search call (empty text, a non-string, bad k, ...)."""
+
+
+class ModelLoadError(SparsearchError, OSError):
+    """A model folder or hub id that is missing, malformed, or inconsistent."""
+
+
+class IndexCorruptError(SparsearchError, OSError):
+    """An index directory whose files are missing, truncated, or fail their checksums."""
+
+
+class UnknownIdError(SparsearchError, KeyError):
+    """An external document id that the index does not hold."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; we want the plain message
+        return str(self.args[0]) if self.args else "unknown id"
+
+
+class ConfigError(SparsearchError, ValueError):
+    """A training or CLI configuration that cannot work (unknown column, missing mapping, ...)."""
