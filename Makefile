@@ -11,7 +11,7 @@ export HF_HUB_CACHE := $(SHARED)/hf-cache
 endif
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: test demo lint venv bench-encode bench-search
+.PHONY: test demo lint venv bench-encode bench-search bench-eval bench-train
 
 venv: $(VENV)/.installed
 
@@ -38,4 +38,11 @@ bench-encode: venv
 	$(PY) benchmarks/encode.py
 
 bench-search: venv
+	$(PY) -m pip install -q -c constraints.txt -e ".[test,bench]"
 	$(PY) benchmarks/search.py
+
+bench-eval: venv
+	$(PY) benchmarks/eval_table.py
+
+bench-train: venv
+	$(PY) benchmarks/train_scifact.py

@@ -1,0 +1,474 @@
+"""`SparseIndex`: an updatable, persistent, exact top-k index over sparse vectors."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sparsearch.errors import (
+    DimensionMismatchError,
+    InvalidInputError,
+    UnknownIdError,
+    VocabularyMismatchError,
+)
+from sparsearch.index import kernels, storage
+from sparsearch.index.filters import Filter, as_filter
+from sparsearch.index.hits import Hits
+from sparsearch.index.segment import Segment
+from sparsearch.sparse import SparseVectors, vocab_hash
+
+DocId = str | int
+_NO_SEQ = np.iinfo(np.int64).max
+
+
+class DuplicateIdError(InvalidInputError):
+    """An id given twice in one batch, or added while the index already holds it."""
+
+
+def _normalize_ids(ids: Iterable[Any]) -> list[DocId]:
+    """External ids as plain ``str`` / ``int`` (numpy integers accepted, bools and others not)."""
+    out = []
+    for doc_id in ids:
+        if isinstance(doc_id, np.integer):
+            doc_id = int(doc_id)
+        elif isinstance(doc_id, np.str_):
+            doc_id = str(doc_id)
+        if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)):
+            raise InvalidInputError(f"ids must be str or int, got {doc_id!r}")
+        out.append(doc_id)
+    return out
+
+
+def _pack(number: int, local: int) -> int:
+    return (number << 32) | local
+
+
+class SparseIndex:
+    """An exact top-k (dot product) index of sparse vectors with updates, filters and persistence.
+
+    In memory when ``path`` is None; with a ``path`` that holds an index, that index is opened;
+    with a new ``path``, :meth:`save` commits there. ``dim`` and ``vocab`` are fixed by the first
+    :meth:`add` when not given. Parameters: ``block_size`` (documents per pruning block, 8),
+    ``superblock`` (blocks per superblock, the coarse pruning level, 1 = off),
+    ``max_segments`` (more segments than this after an add merges the small ones, 16), ``reorder``
+    (cluster documents by their heaviest term inside each segment, True).
+
+    >>> from sparsearch.sparse import SparseVectors
+    >>> docs = SparseVectors.from_dicts([{0: 1.0, 2: 0.5}, {1: 2.0}, {0: 0.2, 1: 0.1}], dim=3)
+    >>> index = SparseIndex()
+    >>> index.add(["a", "b", "c"], docs, payloads=[{"lang": "en"}, None, {"lang": "fr"}])
+    >>> hits = index.search(SparseVectors.from_dicts([{0: 1.0, 1: 1.0}], dim=3), k=2)
+    >>> hits.ids.tolist(), hits.scores.tolist()
+    ([['b', 'a']], [[2.0, 1.0]])
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, *, dim: int | None = None,
+                 vocab: Sequence[str] | None = None, block_size: int = 8, superblock: int = 1,
+                 max_segments: int = 16, reorder: bool = True) -> None:
+        if path is not None and (Path(path) / storage.CURRENT).exists():
+            self._load(Path(path), mmap=True, verify=True)
+            return
+        if not 1 <= block_size <= 4096 or superblock < 1 or max_segments < 1:
+            raise InvalidInputError(
+                "block_size must be in 1..4096, superblock and max_segments positive")
+        if vocab is not None:
+            vocab = tuple(vocab)
+            if dim is not None and dim != len(vocab):
+                raise DimensionMismatchError(f"dim {dim} but a vocab of {len(vocab)} tokens")
+            dim = len(vocab)
+        self.path = Path(path) if path is not None else None
+        self._dim = dim
+        self._vocab = vocab
+        self._vocab_hash = vocab_hash(vocab)
+        self._params = {"block_size": int(block_size), "superblock": int(superblock),
+                        "max_segments": int(max_segments),
+                        "reorder": bool(reorder)}
+        self._segments: list[Segment] = []
+        self._next_seq = 0
+        self._next_number = 0
+        self._reset_maps()
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def dim(self) -> int | None:
+        return self._dim
+
+    @property
+    def vocab(self) -> tuple[str, ...] | None:
+        return self._vocab
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._where
+
+    def __repr__(self) -> str:
+        where = f"path={str(self.path)!r}" if self.path else "in memory"
+        return f"SparseIndex({len(self)} documents, {len(self._segments)} segments, {where})"
+
+    def stats(self) -> dict[str, Any]:
+        """Counts, sizes and parameters."""
+        return {
+            "documents": len(self),
+            "deleted": sum(seg.n - seg.n_live for seg in self._segments),
+            "segments": len(self._segments),
+            "dim": self._dim,
+            "vocab_hash": self._vocab_hash,
+            "nnz": sum(int(seg.fwd_indices.size) for seg in self._segments),
+            "bytes": sum(seg.nbytes() for seg in self._segments),
+            "path": str(self.path) if self.path else None,
+            **self._params,
+        }
+
+    # ------------------------------------------------------------------ updates
+    def add(self, ids: Sequence[DocId], vectors: SparseVectors,
+            payloads: Sequence[Mapping[str, Any] | None] | None = None) -> None:
+        """Add documents; an id already present (or repeated) raises :class:`DuplicateIdError`."""
+        ids = self._check_batch(ids, vectors, payloads)
+        taken = [doc_id for doc_id in ids if doc_id in self._where]
+        if taken:
+            raise DuplicateIdError(f"id {taken[0]!r} is already in the index (use upsert)")
+        self._append(ids, vectors, payloads)
+
+    def upsert(self, ids: Sequence[DocId], vectors: SparseVectors,
+               payloads: Sequence[Mapping[str, Any] | None] | None = None) -> None:
+        """Add documents, replacing those whose id is present (they count as newly inserted)."""
+        ids = self._check_batch(ids, vectors, payloads)
+        present = [doc_id for doc_id in ids if doc_id in self._where]
+        if present:
+            self.delete(present)
+        self._append(ids, vectors, payloads)
+
+    def delete(self, ids: Iterable[DocId]) -> None:
+        """Tombstone documents; an unknown id raises :class:`UnknownIdError` and deletes nothing."""
+        ids = list(dict.fromkeys(_normalize_ids(ids)))
+        for doc_id in ids:
+            if doc_id not in self._where:
+                raise UnknownIdError(f"unknown id {doc_id!r}")
+        for doc_id in ids:
+            packed = self._where.pop(doc_id)
+            self._by_number[packed >> 32].deleted[packed & 0xFFFFFFFF] = True
+        emptied = [seg for seg in self._segments if seg.n_live == 0]
+        for seg in emptied:
+            self._segments.remove(seg)
+            del self._by_number[seg.number]
+        self._invalidate()
+
+    def compact(self) -> None:
+        """Merge every segment into one, dropping deleted documents."""
+        if len(self._segments) > 1 or any(seg.n_live < seg.n for seg in self._segments):
+            self._merge(list(self._segments))
+
+    def get(self, ids: Iterable[DocId]) -> SparseVectors:
+        """The stored vectors of ``ids``, in that order."""
+        parts = []
+        for doc_id in _normalize_ids(ids):
+            if doc_id not in self._where:
+                raise UnknownIdError(f"unknown id {doc_id!r}")
+            packed = self._where[doc_id]
+            parts.append(self._by_number[packed >> 32].vectors(np.array([packed & 0xFFFFFFFF])))
+        if not parts:
+            if self._dim is None:
+                raise InvalidInputError("the index is empty and has no dimension yet")
+            return SparseVectors.empty(self._dim, self._vocab)
+        out = SparseVectors.concat(parts)
+        return SparseVectors(out.indptr, out.indices, out.values, out.dim, self._vocab,
+                             validate=False)
+
+    def ids(self) -> list[DocId]:
+        """The ids of all live documents, in insertion order."""
+        return sorted(self._where, key=lambda doc_id: self._seq_of(self._where[doc_id]))
+
+    def _seq_of(self, packed: int) -> int:
+        return int(self._by_number[packed >> 32].seq[packed & 0xFFFFFFFF])
+
+    def get_payloads(self, ids: Iterable[DocId]) -> list[dict | None]:
+        """The payloads of ``ids``, in that order (None where a document has none)."""
+        out = []
+        for doc_id in _normalize_ids(ids):
+            if doc_id not in self._where:
+                raise UnknownIdError(f"unknown id {doc_id!r}")
+            packed = self._where[doc_id]
+            out.append(self._by_number[packed >> 32].payload(packed & 0xFFFFFFFF))
+        return out
+
+    # ------------------------------------------------------------------ search
+    def search(self, queries: SparseVectors, k: int = 10,
+               filter: Filter | Mapping[str, Any] | Iterable[DocId] | None = None,  # noqa: A002
+               n_threads: int | None = None, return_payloads: bool = False) -> Hits:
+        """Exact top-``k`` documents by dot product for each query.
+
+        ``filter``: a :class:`Filter`, ``{"ids": [...], "payload": {field: value}}``, or a
+        collection of allowed ids. ``n_threads``: threads for the batch (default: all cores).
+        """
+        if not isinstance(queries, SparseVectors):
+            raise InvalidInputError(f"queries must be SparseVectors, got {type(queries).__name__}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise InvalidInputError(f"k must be a positive integer, got {k!r}")
+        k = int(k)
+        self._check_vectors(queries)
+        n = queries.n
+        top_scores = np.full((n, k), -np.inf, np.float32)
+        top_seq = np.full((n, k), _NO_SEQ, np.int64)
+        top_slot = np.full((n, k), -1, np.int64)
+        top_n = np.zeros(n, np.int64)
+        plans = self._plans(as_filter(filter))
+
+        def work(lo: int, hi: int) -> None:
+            for seg, offset, live in plans:
+                kernels.search_segment(
+                    queries.indptr, queries.indices, queries.values, lo, hi, *seg.inverted,
+                    seg.seq, live, offset, top_scores, top_seq, top_slot, top_n)
+
+        threads = max(1, min(n_threads or os.cpu_count() or 1, n))
+        if threads == 1 or not plans:
+            work(0, n)
+        else:
+            bounds = np.linspace(0, n, threads + 1).astype(int)
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(work, bounds[:-1], bounds[1:]))
+        order = np.lexsort((top_seq, -top_scores.astype(np.float64)), axis=1)
+        scores = np.take_along_axis(top_scores, order, axis=1)
+        slots = np.take_along_axis(top_slot, order, axis=1)
+        real = slots >= 0
+        ids = np.full((n, k), None, object)
+        ids[real] = self._slot_ids()[slots[real]]
+        payloads = None
+        if return_payloads:
+            payloads = np.full((n, k), None, object)
+            payloads[real] = self._slot_payloads()[slots[real]]
+        return Hits(ids=ids, scores=scores, payloads=payloads)
+
+    # ------------------------------------------------------------------ persistence
+    @classmethod
+    def open(cls, path: str | os.PathLike, mmap: bool = True, verify: bool = True) -> SparseIndex:
+        """Open a saved index; a damaged one raises :class:`IndexCorruptError`.
+
+        ``mmap``: memory-map the arrays instead of reading them. ``verify``: check every file's
+        sha256 (sizes are always checked).
+        """
+        index = cls.__new__(cls)
+        index._load(Path(path), mmap=mmap, verify=verify)
+        return index
+
+    def save(self, path: str | os.PathLike | None = None) -> None:
+        """Commit the current state to ``path`` (default: the index's own path), crash-safely."""
+        if path is None and self.path is None:
+            raise InvalidInputError("an in-memory index needs a path to save to")
+        root = Path(path if path is not None else self.path)
+        root.mkdir(parents=True, exist_ok=True)
+        resolved = root.resolve()
+        version = storage.next_version(root)
+        files: dict[str, dict[str, Any]] = {}
+        entries = []
+        for seg in self._segments:
+            if seg.saved is None or seg.saved[0] != resolved:
+                name, seg_files = storage.write_segment(root, seg)
+                seg.saved = (resolved, name, seg_files)
+            _, name, seg_files = seg.saved
+            files.update(seg_files)
+            tombstones = None
+            if seg.n_live < seg.n:
+                tombstones, record = storage.write_tombstones(root, name, seg.deleted, version)
+                files[tombstones] = record
+            entries.append({"name": name, "number": seg.number, "n_docs": seg.n,
+                             "tombstones": tombstones, "files": seg_files})
+        vocab_file = None
+        if self._vocab is not None:
+            vocab_file, record = storage.write_vocab(root, self._vocab, self._vocab_hash)
+            files[vocab_file] = record
+        manifest = {
+            "format_version": storage.FORMAT_VERSION,
+            "version": version,
+            "dim": self._dim,
+            "vocab_hash": self._vocab_hash,
+            "vocab_file": vocab_file,
+            "counts": {"documents": len(self), "segments": len(self._segments),
+                       "deleted": self.stats()["deleted"]},
+            "params": self._params,
+            "next_seq": self._next_seq,
+            "next_number": self._next_number,
+            "segments": entries,
+            "files": files,
+        }
+        storage.commit(root, manifest)
+        self.path = root
+
+    def _load(self, root: Path, mmap: bool, verify: bool) -> None:
+        manifest = storage.read_manifest(root, verify=verify)
+        self.path = root
+        self._dim = manifest["dim"]
+        self._vocab_hash = manifest["vocab_hash"]
+        self._vocab = None
+        if manifest["vocab_file"]:
+            self._vocab = tuple(json.loads((root / manifest["vocab_file"]).read_text()))
+        self._params = manifest["params"]
+        self._next_seq = manifest["next_seq"]
+        self._next_number = manifest["next_number"]
+        self._segments = [storage.read_segment(root, meta, self._dim,
+                                               self._params, mmap)
+                          for meta in manifest["segments"]]
+        self._reset_maps()
+
+    # ------------------------------------------------------------------ internals
+    def _reset_maps(self) -> None:
+        self._by_number = {seg.number: seg for seg in self._segments}
+        self._where: dict[DocId, int] = {}
+        for seg in self._segments:
+            self._register(seg)
+        self._invalidate()
+
+    def _register(self, seg: Segment) -> None:
+        for local in np.flatnonzero(~seg.deleted).tolist():
+            self._where[seg.ids[local]] = _pack(seg.number, local)
+
+    def _invalidate(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    def _check_vectors(self, vectors: SparseVectors) -> None:
+        if self._dim is not None and vectors.dim != self._dim:
+            raise DimensionMismatchError(f"vectors have dim {vectors.dim}, the index {self._dim}")
+        if vectors.vocab is not None and self._vocab_hash is not None:
+            if self._cache.get("vocab_ok") is not vectors.vocab:
+                if vocab_hash(vectors.vocab) != self._vocab_hash:
+                    raise VocabularyMismatchError(
+                        "the vectors were made with another vocabulary than the index's")
+                self._cache["vocab_ok"] = vectors.vocab
+
+    def _check_batch(self, ids: Sequence[DocId], vectors: SparseVectors,
+                     payloads: Sequence[Mapping[str, Any] | None] | None) -> list[DocId]:
+        if not isinstance(vectors, SparseVectors):
+            raise InvalidInputError(f"vectors must be SparseVectors, got {type(vectors).__name__}")
+        if isinstance(ids, (str, bytes)):
+            raise InvalidInputError("ids must be a sequence of ids, not a single string")
+        ids = _normalize_ids(ids)
+        if len(ids) != vectors.n:
+            raise InvalidInputError(f"{len(ids)} ids for {vectors.n} vectors")
+        if payloads is not None:
+            if len(payloads) != vectors.n:
+                raise InvalidInputError(f"{len(payloads)} payloads for {vectors.n} vectors")
+            for p in payloads:
+                if p is not None and not (isinstance(p, Mapping)
+                                          and all(isinstance(key, str) for key in p)):
+                    raise InvalidInputError(f"a payload must be a JSON object, got {p!r}")
+                try:
+                    json.dumps(p)
+                except (TypeError, ValueError) as err:
+                    raise InvalidInputError(f"payload {p!r} is not JSON: {err}") from err
+        if len(set(ids)) != len(ids):
+            seen: set[DocId] = set()
+            dup = next(doc_id for doc_id in ids if doc_id in seen or seen.add(doc_id))
+            raise DuplicateIdError(f"id {dup!r} appears twice in the batch")
+        self._check_vectors(vectors)
+        return ids
+
+    def _append(self, ids: list[DocId], vectors: SparseVectors,
+                payloads: Sequence[Mapping[str, Any] | None] | None) -> None:
+        if self._dim is None:
+            self._dim = vectors.dim
+        if self._vocab is None and vectors.vocab is not None and self._next_seq == 0:
+            self._vocab, self._vocab_hash = vectors.vocab, vectors.vocab_hash()
+        if not ids:
+            return
+        seq = np.arange(self._next_seq, self._next_seq + len(ids), dtype=np.int64)
+        self._next_seq += len(ids)
+        plain = None if payloads is None else [None if p is None else dict(p) for p in payloads]
+        seg = Segment.build(self._next_number, vectors, seq, ids, plain,
+                            self._params["block_size"], self._params["superblock"],
+                            self._params["reorder"])
+        self._next_number += 1
+        self._segments.append(seg)
+        self._by_number[seg.number] = seg
+        self._register(seg)
+        self._invalidate()
+        if len(self._segments) > self._params["max_segments"]:
+            largest = max(self._segments, key=lambda s: s.n_live)
+            self._merge([s for s in self._segments if s is not largest])
+
+    def _merge(self, group: list[Segment]) -> None:
+        """Replace the segments of ``group`` by one holding their live documents, in seq order."""
+        parts, seqs, ids, payloads = [], [], [], []
+        for seg in group:
+            local = seg.live_docs()
+            parts.append(seg.vectors(local))
+            seqs.append(seg.seq[local])
+            ids.extend(seg.ids[local].tolist())
+            payloads.extend(seg.payload(i) for i in local.tolist())
+        order = np.argsort(np.concatenate(seqs), kind="stable")
+        vectors = SparseVectors.concat(parts)[order]
+        keep = set(id(seg) for seg in group)
+        self._segments = [seg for seg in self._segments if id(seg) not in keep]
+        for seg in group:
+            del self._by_number[seg.number]
+        if order.size:
+            with_payloads = any(p is not None for p in payloads)
+            seg = Segment.build(self._next_number, vectors, np.concatenate(seqs)[order],
+                                [ids[i] for i in order.tolist()],
+                                [payloads[i] for i in order.tolist()] if with_payloads else None,
+                                self._params["block_size"], self._params["superblock"],
+                            self._params["reorder"])
+            self._next_number += 1
+            self._segments.append(seg)
+            self._by_number[seg.number] = seg
+            self._register(seg)
+        self._invalidate()
+
+    def _offsets(self) -> np.ndarray:
+        if "offsets" not in self._cache:
+            sizes = [seg.n for seg in self._segments]
+            self._cache["offsets"] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        return self._cache["offsets"]
+
+    def _slot_ids(self) -> np.ndarray:
+        if "ids" not in self._cache:
+            parts = [seg.ids for seg in self._segments]
+            self._cache["ids"] = np.concatenate(parts) if parts else np.empty(0, object)
+        return self._cache["ids"]
+
+    def _slot_payloads(self) -> np.ndarray:
+        if "payloads" not in self._cache:
+            out = np.full(int(self._offsets()[-1]), None, object)
+            for seg, offset in zip(self._segments, self._offsets().tolist(), strict=False):
+                if seg.payloads is not None:
+                    out[offset:offset + seg.n] = seg.payloads
+            self._cache["payloads"] = out
+        return self._cache["payloads"]
+
+    def _plans(self, flt: Filter | None) -> list[tuple[Segment, int, np.ndarray]]:
+        """Per segment, largest first: (segment, slot offset, live mask)."""
+        allowed = None
+        if flt is not None and flt.ids is not None:
+            allowed = {}
+            for doc_id in flt.ids:
+                packed = self._where.get(doc_id)
+                if packed is not None:
+                    allowed.setdefault(packed >> 32, []).append(packed & 0xFFFFFFFF)
+        plans = []
+        for seg, offset in zip(self._segments, self._offsets().tolist(), strict=False):
+            if flt is None:
+                key = f"live-{seg.number}"
+                if key not in self._cache:
+                    self._cache[key] = (~seg.deleted).view(np.uint8)
+                live = self._cache[key]
+            else:
+                mask = ~seg.deleted
+                if allowed is not None:
+                    chosen = np.zeros(seg.n, bool)
+                    chosen[allowed.get(seg.number, [])] = True
+                    mask &= chosen
+                if flt.payload:
+                    mask &= np.fromiter((flt.matches_payload(seg.payload(i))
+                                         for i in range(seg.n)), bool, seg.n)
+                if not mask.any():
+                    continue
+                live = mask.view(np.uint8)
+            plans.append((seg, offset, live))
+        plans.sort(key=lambda plan: -plan[0].n_live)
+        return plans

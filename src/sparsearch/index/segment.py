@@ -1,0 +1,102 @@
+"""A segment: an immutable batch of documents with its forward and block-max indexes.
+
+Documents are reordered at build time so that similar ones share blocks (sorted by their heaviest
+term), which tightens block bounds; ``seq`` keeps each document's global insertion number for
+tie-breaking. Only the tombstones (``deleted``) change after a segment is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sparsearch.index import kernels
+from sparsearch.sparse import SparseVectors
+
+ARRAYS = ("fwd_indptr", "fwd_indices", "fwd_values", "seq", "post_indptr", "post_docs",
+          "post_vals")
+INVERTED = ARRAYS[4:]
+
+
+class Segment:
+    """Immutable documents of one batch; ``deleted`` marks tombstoned local ordinals."""
+
+    def __init__(self, number: int, dim: int, block_size: int, superblock: int,
+                 arrays: dict[str, np.ndarray],
+                 ids: np.ndarray, payloads: list[dict | None] | None,
+                 deleted: np.ndarray | None = None) -> None:
+        self.number = number
+        self.dim = dim
+        self.block_size = block_size
+        self.fwd_indptr = arrays["fwd_indptr"]
+        self.fwd_indices = arrays["fwd_indices"]
+        self.fwd_values = arrays["fwd_values"]
+        self.seq = arrays["seq"]
+        # the search kernel's arrays
+        self.inverted = tuple(arrays[name] for name in INVERTED)
+        self.ids = ids
+        self.payloads = payloads
+        self.deleted = np.zeros(self.n, bool) if deleted is None else deleted
+        self.nonneg = bool(self.fwd_values.size == 0 or self.fwd_values.min() >= 0)
+        # (index root, folder name, file records) once written to disk
+        self.saved: tuple[Path, str, dict[str, dict[str, Any]]] | None = None
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def build(cls, number: int, vectors: SparseVectors, seq: np.ndarray, ids: Sequence[Any],
+              payloads: Sequence[dict | None] | None, block_size: int, superblock: int,
+              reorder: bool = True) -> Segment:
+        """Index ``vectors`` (rows in insertion order, ``seq`` ascending) as a new segment."""
+        if reorder and vectors.n > block_size:
+            top = kernels.row_top_terms(vectors.indptr, vectors.indices, vectors.values)
+            perm = np.argsort(top, kind="stable")
+            vectors = vectors[perm]
+        else:
+            perm = np.arange(vectors.n)
+        inverted = kernels.inverted_index(vectors.indptr, vectors.indices, vectors.values,
+                                          vectors.dim)
+        arrays = {
+            "fwd_indptr": vectors.indptr, "fwd_indices": vectors.indices,
+            "fwd_values": vectors.values, "seq": np.asarray(seq, np.int64)[perm],
+            **dict(zip(INVERTED, inverted, strict=True)),
+        }
+        id_array = np.empty(len(ids), object)
+        id_array[:] = list(ids)
+        kept = None if payloads is None else [payloads[i] for i in perm]
+        return cls(number, vectors.dim, block_size, superblock, arrays, id_array[perm], kept)
+
+    # ------------------------------------------------------------------ access
+    @property
+    def n(self) -> int:
+        """Number of documents, tombstoned ones included."""
+        return self.fwd_indptr.size - 1
+
+    @property
+    def n_live(self) -> int:
+        return self.n - int(np.count_nonzero(self.deleted))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The immutable arrays by name (what goes to disk)."""
+        fixed = {"fwd_indptr": self.fwd_indptr, "fwd_indices": self.fwd_indices,
+                 "fwd_values": self.fwd_values, "seq": self.seq}
+        return {**fixed, **dict(zip(INVERTED, self.inverted, strict=True))}
+
+    def vectors(self, local: np.ndarray | None = None) -> SparseVectors:
+        """Documents by local ordinal (all when ``local`` is None), in the given order."""
+        whole = SparseVectors(self.fwd_indptr, self.fwd_indices, self.fwd_values, self.dim,
+                              validate=False)
+        return whole if local is None else whole[np.asarray(local, np.int64)]
+
+    def payload(self, local: int) -> dict | None:
+        return None if self.payloads is None else self.payloads[local]
+
+    def live_docs(self) -> np.ndarray:
+        """Local ordinals of live documents, in insertion order."""
+        local = np.flatnonzero(~self.deleted)
+        return local[np.argsort(self.seq[local], kind="stable")]
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.arrays().values()) + self.deleted.nbytes

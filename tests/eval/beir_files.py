@@ -1,0 +1,21 @@
+"""Write small BEIR folders for tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def write_beir(root: Path, corpus: dict, queries: dict, qrels: dict) -> Path:
+    (root / "qrels").mkdir(parents=True)
+    with (root / "corpus.jsonl").open("w") as fh:
+        for docid, doc in corpus.items():
+            fh.write(json.dumps({"_id": docid, "title": doc["title"], "text": doc["text"]}) + "\n")
+    with (root / "queries.jsonl").open("w") as fh:
+        for qid, text in queries.items():
+            fh.write(json.dumps({"_id": qid, "text": text}) + "\n")
+    lines = [f"{q}\t{d}\t{g}" for q, docs in qrels.items() for d, g in docs.items()]
+    (root / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "\n".join(lines) + "\n"
+    )
+    return root

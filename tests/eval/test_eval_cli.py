@@ -1,0 +1,77 @@
+"""`sparsearch eval` and `sparsearch demo` through the real command-line entry point."""
+
+from __future__ import annotations
+
+import json
+
+from sparsearch.cli import main
+from sparsearch.eval import load_beir
+
+from .beir_files import write_beir
+
+
+def test_eval_command_prints_a_table_and_writes_json(shared_data, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    data = [str(shared_data / "cranfield"), str(shared_data / "cacm")]
+    code = main(
+        ["eval", "--model", "bm25", "--data", data[0], "--data", data[1], "--output", str(out)]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "cranfield" in printed and "mean" in printed and "ndcg@10" in printed
+    result = json.loads(out.read_text())
+    assert [row["dataset"] for row in result["datasets"]] == ["cranfield", "cacm"]
+    assert result["mean"]["ndcg@10"] > 0
+
+
+def test_eval_command_needs_a_model(shared_data, capsys):
+    assert main(["eval", "--data", str(shared_data / "cacm")]) == 2
+    assert "--model, --dense" in capsys.readouterr().err
+
+
+def test_demo_explains_hits_with_matching_tokens(shared_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SPARSEARCH_CACHE", str(tmp_path / "cache"))
+    ds = load_beir(shared_data / "scifact")
+    queries = dict(list(ds.queries.items())[:3])
+    docs = list(ds.corpus)[:30] + [d for q in queries for d in ds.qrels[q]]
+    data = write_beir(
+        tmp_path / "mini",
+        {d: ds.corpus[d] for d in docs},
+        queries,
+        {q: ds.qrels[q] for q in queries},
+    )
+    assert main(["demo", "--data", str(data), "--hits", "2", "--tokens", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert any(f"query {q}" in printed and queries[q] in printed for q in queries)
+    assert printed.count("matched on: ") == 2
+    assert "ndcg@10" in printed
+
+
+def test_eval_command_builds_the_fused_pipeline_it_is_asked_for():
+    from sparsearch.cli import build_parser
+    from sparsearch.cli.eval import build_retriever
+    from sparsearch.hybrid import BM25Retriever, DenseRetriever, LinearFusion, Pipeline
+
+    args = build_parser().parse_args(
+        [
+            "eval",
+            "--model",
+            "bm25",
+            "--dense",
+            "sentence-transformers/all-MiniLM-L6-v2",
+            "--fusion",
+            "linear",
+            "--normalization",
+            "zscore",
+            "--weights",
+            "0.7",
+            "0.3",
+            "--data",
+            "unused",
+        ]
+    )
+    pipeline = build_retriever(args)
+    assert isinstance(pipeline, Pipeline)
+    assert [type(r) for r in pipeline.retrievers] == [BM25Retriever, DenseRetriever]
+    assert isinstance(pipeline.fusion, LinearFusion)
+    assert pipeline.fusion.normalization == "zscore" and pipeline.fusion.weights == [0.7, 0.3]

@@ -1,0 +1,124 @@
+"""SparseIndex behaviour: named errors, padding, ties, ids, payloads, stats."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sparsearch.errors import (
+    DimensionMismatchError,
+    InvalidInputError,
+    UnknownIdError,
+    VocabularyMismatchError,
+)
+from sparsearch.index import DuplicateIdError, SparseIndex
+from sparsearch.sparse import SparseVectors
+
+VOCAB = ("alpha", "beta", "gamma", "delta")
+
+
+def vecs(*rows, vocab=VOCAB):
+    return SparseVectors.from_dicts(rows, dim=len(vocab), vocab=vocab)
+
+
+@pytest.fixture
+def index():
+    index = SparseIndex()
+    index.add(["a", 7, "c"], vecs({"alpha": 1.0}, {"alpha": 1.0, "beta": 1.0}, {"beta": 3.0}),
+              payloads=[{"n": 1}, None, {"n": 3}])
+    return index
+
+
+def test_fewer_matches_than_k_are_padded_with_none_and_minus_inf(index):
+    hits = index.search(vecs({"alpha": 2.0}), k=4)
+    assert hits.ids.tolist() == [["a", 7, None, None]]  # tie at 2.0: earlier insertion first
+    assert hits.scores[0, :2].tolist() == [2.0, 2.0]
+    assert hits.scores.dtype == np.float32 and np.isneginf(hits.scores[0, 2:]).all()
+    assert hits.row(0) == [("a", 2.0), (7, 2.0)]
+
+
+def test_ties_follow_insertion_order_even_after_upsert(index):
+    index.upsert(["a"], vecs({"alpha": 1.0}))  # re-inserted: now the latest
+    assert index.search(vecs({"alpha": 1.0}), k=2).ids.tolist() == [[7, "a"]]
+    assert index.search(vecs({"delta": 1.0}), k=2).ids.tolist() == [[None, None]]
+
+
+def test_payloads_come_back_with_hits(index):
+    hits = index.search(vecs({"beta": 1.0}), k=3, return_payloads=True)
+    assert hits.ids.tolist() == [["c", 7, None]]
+    assert hits.payloads.tolist() == [[{"n": 3}, None, None]]
+    assert index.search(vecs({"beta": 1.0})).payloads is None
+    assert index.get_payloads(["c", "a"]) == [{"n": 3}, {"n": 1}]
+
+
+def test_named_errors(index):
+    with pytest.raises(DuplicateIdError, match="'a'"):
+        index.add(["a"], vecs({"beta": 1.0}))
+    with pytest.raises(DuplicateIdError, match="'x'"):
+        index.add(["x", "x"], vecs({"beta": 1.0}, {"beta": 1.0}))
+    with pytest.raises(InvalidInputError, match="2 ids for 1 vectors"):
+        index.add(["x", "y"], vecs({"beta": 1.0}))
+    with pytest.raises(InvalidInputError, match="payloads"):
+        index.add(["x"], vecs({"beta": 1.0}), payloads=[])
+    with pytest.raises(InvalidInputError, match="JSON"):
+        index.add(["x"], vecs({"beta": 1.0}), payloads=[{"f": object()}])
+    with pytest.raises(InvalidInputError):
+        index.add([1.5], vecs({"beta": 1.0}))
+    with pytest.raises(UnknownIdError, match="'nope'"):
+        index.delete(["a", "nope"])
+    assert "a" in index  # a failed delete deletes nothing
+    with pytest.raises(UnknownIdError, match="'nope'"):
+        index.get(["nope"])
+    with pytest.raises(DimensionMismatchError):
+        index.search(SparseVectors.from_dicts([{0: 1.0}], dim=9))
+    other = ("alpha", "beta", "gamma", "epsilon")
+    with pytest.raises(VocabularyMismatchError):
+        index.search(vecs({"alpha": 1.0}, vocab=other))
+    with pytest.raises(VocabularyMismatchError):
+        index.add(["x"], vecs({"alpha": 1.0}, vocab=other))
+    with pytest.raises(InvalidInputError):
+        index.search(vecs({"alpha": 1.0}), k=0)
+    with pytest.raises(InvalidInputError):
+        index.save()  # in memory, no path
+
+
+def test_vectors_without_vocab_are_accepted_by_dimension(index):
+    plain = SparseVectors.from_dicts([{1: 1.0}], dim=4)
+    assert index.search(plain, k=1).ids.tolist() == [["c"]]
+
+
+def test_get_returns_stored_vectors_with_the_vocab(index):
+    got = index.get(["c", 7])
+    assert got.vocab == VOCAB
+    assert got.to_dicts() == [{"beta": 3.0}, {"alpha": 1.0, "beta": 1.0}]
+
+
+def test_len_stats_and_compact(index):
+    index.delete([7])
+    index.add(["d"], vecs({"gamma": 1.0}))
+    assert len(index) == 3
+    stats = index.stats()
+    assert (stats["documents"], stats["deleted"], stats["segments"]) == (3, 1, 2)
+    index.compact()
+    stats = index.stats()
+    assert (stats["documents"], stats["deleted"], stats["segments"]) == (3, 0, 1)
+    assert index.search(vecs({"alpha": 1.0, "gamma": 1.0}), k=3).ids.tolist() == [["a", "d", None]]
+
+
+def test_empty_index_and_empty_query_batch():
+    index = SparseIndex(dim=4)
+    hits = index.search(SparseVectors.from_dicts([{0: 1.0}], dim=4), k=2)
+    assert hits.ids.tolist() == [[None, None]]
+    assert SparseIndex(dim=4).search(SparseVectors.empty(4), k=3).ids.shape == (0, 3)
+
+
+def test_threads_give_the_same_hits_as_one_thread():
+    rng = np.random.default_rng(0)
+    dense = rng.random((400, 50)).astype(np.float32) * (rng.random((400, 50)) < 0.1)
+    docs = SparseVectors.from_dense(dense)
+    queries = SparseVectors.from_dense(rng.random((37, 50)) * (rng.random((37, 50)) < 0.2))
+    index = SparseIndex(block_size=16)
+    index.add(list(range(400)), docs)
+    one, many = index.search(queries, k=10, n_threads=1), index.search(queries, k=10, n_threads=4)
+    assert one.ids.tolist() == many.ids.tolist()
+    np.testing.assert_array_equal(one.scores, many.scores)

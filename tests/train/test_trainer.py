@@ -1,0 +1,148 @@
+"""The trainer: configuration checks before compute, training, logging, checkpoints and resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from datasets import Dataset
+
+from sparsearch.errors import ConfigError
+from sparsearch.train import (
+    SparseEncoderTrainer,
+    SparseEncoderTrainingArguments,
+    SparseMarginMSELoss,
+    SparseMultipleNegativesRankingLoss,
+    SpladeLoss,
+)
+
+
+def _args(tmp_path, **kwargs):
+    base = dict(output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, max_steps=4,
+                logging_steps=1, learning_rate=5e-5, use_cpu=True, seed=3, save_steps=2)
+    base.update(kwargs)
+    return SparseEncoderTrainingArguments(**base)
+
+
+def _splade(model):
+    return SpladeLoss(model, SparseMultipleNegativesRankingLoss(model),
+                      document_regularizer_weight=3e-3, query_regularizer_weight=5e-3)
+
+
+def test_router_model_without_router_mapping_is_refused(tmp_path, inference_free_model, scifact_pairs):
+    loss = _splade(inference_free_model)
+    with pytest.raises(ConfigError, match="router_mapping"):
+        SparseEncoderTrainer(inference_free_model, _args(tmp_path), scifact_pairs, loss)
+
+
+def test_router_mapping_with_unknown_column_is_refused(tmp_path, inference_free_model, scifact_pairs):
+    args = _args(tmp_path, router_mapping={"question": "query", "positive": "document"})
+    with pytest.raises(ConfigError, match="'question'"):
+        SparseEncoderTrainer(inference_free_model, args, scifact_pairs, _splade(inference_free_model))
+
+
+def test_loss_that_does_not_fit_the_columns_is_refused(tmp_path, splade_tiny, scifact_pairs):
+    two_columns = scifact_pairs.remove_columns("negative_1")
+    with pytest.raises(ConfigError, match="MarginMSE.*3\\+ text columns"):
+        SparseEncoderTrainer(splade_tiny, _args(tmp_path), two_columns, SparseMarginMSELoss(splade_tiny))
+    with pytest.raises(ConfigError, match="needs a 'label' or 'score' column"):
+        SparseEncoderTrainer(splade_tiny, _args(tmp_path), scifact_pairs, SparseMarginMSELoss(splade_tiny))
+
+
+def test_learning_rate_pattern_matching_nothing_is_refused(tmp_path, splade_tiny, scifact_pairs):
+    args = _args(tmp_path, learning_rate_mapping={r"no_such_param": 1e-3})
+    with pytest.raises(ConfigError, match="matches no parameter"):
+        SparseEncoderTrainer(splade_tiny, args, scifact_pairs, _splade(splade_tiny))
+
+
+def test_bad_sampler_name_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="batch_sampler"):
+        _args(tmp_path, batch_sampler="sequential")
+
+
+def test_learning_rate_mapping_gives_static_weights_their_own_rate(
+    tmp_path, inference_free_model, scifact_pairs
+):
+    args = _args(tmp_path, router_mapping={"query": "query", "positive": "document", "negative_1": "document"},
+                 learning_rate_mapping={r"sub_modules\.query\.0\.weight": 1e-3})
+    trainer = SparseEncoderTrainer(inference_free_model, args, scifact_pairs, _splade(inference_free_model))
+    optimizer = trainer.create_optimizer()
+    static = dict(inference_free_model.named_parameters())["0.sub_modules.query.0.weight"]
+    rates = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    assert rates[id(static)] == 1e-3
+    assert {r for pid, r in rates.items() if pid != id(static)} == {5e-5}
+
+
+def _weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_training_logs_active_dims_saves_a_card_and_resumes_identically(tmp_path, scifact_pairs):
+    from sparsearch.models import SparseEncoder
+
+    def fresh():
+        model = SparseEncoder("rasyosef/splade-tiny")
+        model.max_seq_length = 24
+        return model
+
+    calls = []
+
+    def evaluator(model):
+        calls.append(1)
+        return {"ndcg@10": 0.5 + len(calls) / 100}
+
+    model = fresh()
+    before = _weights(model)
+    args = _args(tmp_path, eval_strategy="steps", eval_steps=4)
+    trainer = SparseEncoderTrainer(model, args, scifact_pairs, _splade(model), evaluator=evaluator,
+                                   model_card_data={"base_model": "rasyosef/splade-tiny"})
+    trainer.train()
+    trainer.save_model(str(tmp_path / "final"))
+    full = _weights(model)
+    assert any(not torch.equal(before[k], full[k]) for k in full)
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert len(logs) == 4
+    assert all(h["document_active_dims"] > 0 and h["query_active_dims"] > 0 for h in logs)
+    assert logs[0]["document_regularizer_weight"] == 0.0  # quadratic warm-up starts at zero
+    assert logs[-1]["document_regularizer_weight"] == pytest.approx(3e-3)
+    card = (tmp_path / "final" / "README.md").read_text()
+    assert "rasyosef/splade-tiny" in card and "SpladeLoss" in card and "eval_ndcg@10" in card
+    assert "| 32 | query, positive, negative_1 |" in card
+    reloaded = SparseEncoder(str(tmp_path / "final"))
+    assert torch.equal(reloaded.state_dict()["0.auto_model.bert.embeddings.word_embeddings.weight"],
+                       full["0.auto_model.bert.embeddings.word_embeddings.weight"])
+
+    # An interrupted run resumed from its step-2 checkpoint ends with the same weights.
+    model2 = fresh()
+    args2 = _args(tmp_path, output_dir=str(tmp_path / "resumed"))
+    resumed = SparseEncoderTrainer(model2, args2, scifact_pairs, _splade(model2))
+    resumed.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-2"))
+    assert resumed.state.global_step == 4
+    for key, value in _weights(model2).items():
+        torch.testing.assert_close(value, full[key], rtol=1e-5, atol=1e-6)
+
+
+def test_two_datasets_with_their_own_losses_round_robin(tmp_path, splade_tiny, scifact_pairs):
+    margins = scifact_pairs.add_column("label", [1.0] * len(scifact_pairs))
+    datasets = {"pairs": scifact_pairs, "distill": margins}
+    losses = {"pairs": _splade(splade_tiny), "distill": SparseMarginMSELoss(splade_tiny)}
+    args = _args(tmp_path, max_steps=2, multi_dataset_batch_sampler="round_robin", save_strategy="no")
+    trainer = SparseEncoderTrainer(splade_tiny, args, datasets, losses)
+    names = [batch["dataset_name"] for batch, _ in zip(trainer.get_train_dataloader(), range(4), strict=False)]
+    assert names == ["pairs", "distill", "pairs", "distill"]
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert "base_loss" in logs[0] and "base_loss" not in logs[1]  # MarginMSE returns a plain tensor
+
+
+def test_no_duplicates_batches_never_repeat_a_text(splade_tiny):
+    from sparsearch.train.sampling import DatasetBatchSampler
+
+    ds = Dataset.from_dict({"query": [f"q{i % 5}" for i in range(40)], "positive": [f"d{i}" for i in range(40)]})
+    sampler = DatasetBatchSampler(ds, batch_size=5, text_columns=["query", "positive"])
+    batches = list(sampler)
+    assert len(batches) >= 6
+    for batch in batches:
+        assert len({ds[i]["query"] for i in batch}) == 5
+    assert json.dumps(batches) != json.dumps(list(DatasetBatchSampler(ds, 5, ["query", "positive"], seed=1)))
