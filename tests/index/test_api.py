@@ -117,7 +117,7 @@ def test_threads_give_the_same_hits_as_one_thread():
     dense = rng.random((400, 50)).astype(np.float32) * (rng.random((400, 50)) < 0.1)
     docs = SparseVectors.from_dense(dense)
     queries = SparseVectors.from_dense(rng.random((37, 50)) * (rng.random((37, 50)) < 0.2))
-    index = SparseIndex(block_size=16)
+    index = SparseIndex()
     index.add(list(range(400)), docs)
     one, many = index.search(queries, k=10, n_threads=1), index.search(queries, k=10, n_threads=4)
     assert one.ids.tolist() == many.ids.tolist()

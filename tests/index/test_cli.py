@@ -21,8 +21,7 @@ def test_index_and_search_vectors_files(tmp_path, capsys):
     docs, queries = random_vectors(0, 300), random_vectors(1, 4)
     save_npz(tmp_path / "docs.npz", docs, [f"doc{i}" for i in range(300)])
     save_npz(tmp_path / "queries.npz", queries, ["q1", "q2", "q3", "q4"])
-    assert main(["index", str(tmp_path / "docs.npz"), str(tmp_path / "idx"),
-                 "--block-size", "16"]) == 0
+    assert main(["index", str(tmp_path / "docs.npz"), str(tmp_path / "idx")]) == 0
     assert "indexed 300 documents" in capsys.readouterr().out
     want = SparseIndex.open(tmp_path / "idx").search(queries, k=5)
 

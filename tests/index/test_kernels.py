@@ -15,13 +15,6 @@ SETTINGS = settings(max_examples=60, deadline=None)
 
 @SETTINGS
 @given(sparse_batches(n_min=0, n_max=60))
-def test_row_top_terms_equals_reference(docs):
-    args = (docs.indptr, docs.indices, docs.values)
-    np.testing.assert_array_equal(kernels.row_top_terms(*args), reference.row_top_terms(*args))
-
-
-@SETTINGS
-@given(sparse_batches(n_min=0, n_max=60))
 def test_inverted_index_equals_reference(docs):
     args = (docs.indptr, docs.indices, docs.values, docs.dim)
     for got, want in zip(kernels.inverted_index(*args), reference.inverted_index(*args),

@@ -26,7 +26,7 @@ def random_docs(rng: np.random.Generator, n: int) -> SparseVectors:
 
 def build(path: Path) -> SparseIndex:
     rng = np.random.default_rng(0)
-    index = SparseIndex(path, block_size=8)
+    index = SparseIndex(path)
     index.add([f"d{i}" for i in range(60)], random_docs(rng, 60),
               payloads=[{"i": i} for i in range(60)])
     index.add(list(range(30)), random_docs(rng, 30))
@@ -55,7 +55,7 @@ def test_save_and_open_round_trip_memory_mapped(tmp_path):
     same_index(index, SparseIndex(tmp_path / "idx"))  # a path holding an index opens it
     manifest = json.loads((tmp_path / "idx" / json.loads(
         (tmp_path / "idx" / "CURRENT").read_text().splitlines()[0])["manifest"]).read_text())
-    assert manifest["format_version"] == 1 and manifest["dim"] == DIM
+    assert manifest["format_version"] == 2 and manifest["dim"] == DIM
     assert manifest["counts"]["documents"] == len(index)
     with pytest.raises(VocabularyMismatchError):
         opened.search(SparseVectors.from_dicts([{0: 1.0}], dim=DIM,
@@ -140,7 +140,7 @@ def test_killed_writer_always_leaves_the_last_committed_state(tmp_path):
     trials, t0 = 0, time.monotonic()
     while trials < 50 or time.monotonic() - t0 < 5:
         path, log = tmp_path / f"idx{trials}", tmp_path / f"log{trials}"
-        SparseIndex(path, dim=DIM, vocab=VOCAB, block_size=8).save()
+        SparseIndex(path, dim=DIM, vocab=VOCAB).save()
         log.write_text("")
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child is killed

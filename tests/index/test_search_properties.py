@@ -81,9 +81,9 @@ def apply(index: SparseIndex, model: Model, ops) -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(ops=operations(), queries=sparse_batches(n_min=1, n_max=5, dim=DIM),
-       k=st.integers(1, 12), block_size=st.sampled_from([1, 3, 8, 64]), data=st.data())
-def test_search_after_any_operations_equals_brute_force(ops, queries, k, block_size, data):
-    index = SparseIndex(dim=DIM, block_size=block_size, max_segments=3)
+       k=st.integers(1, 12), data=st.data())
+def test_search_after_any_operations_equals_brute_force(ops, queries, k, data):
+    index = SparseIndex(dim=DIM, max_segments=3)
     model = Model()
     apply(index, model, ops)
     assert len(index) == len(model.docs)
@@ -104,10 +104,10 @@ def test_search_after_any_operations_equals_brute_force(ops, queries, k, block_s
 @settings(max_examples=25, deadline=None)
 @given(ops=operations(), queries=sparse_batches(n_min=1, n_max=4, dim=DIM))
 def test_operations_equal_an_index_built_fresh_from_live_documents(ops, queries):
-    index = SparseIndex(dim=DIM, block_size=4, max_segments=2)
+    index = SparseIndex(dim=DIM, max_segments=2)
     model = Model()
     apply(index, model, ops)
-    fresh = SparseIndex(dim=DIM, block_size=4)
+    fresh = SparseIndex(dim=DIM)
     if model.docs:
         fresh.add(list(model.docs), SparseVectors.concat([v for v, _ in model.docs.values()]),
                   [p for _, p in model.docs.values()])

@@ -22,7 +22,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--chunk", type=int, default=4096,
                         help="documents encoded and added per step")
     parser.add_argument("--max-active-dims", type=int, default=None)
-    parser.add_argument("--block-size", type=int, default=8, help="documents per pruning block")
     parser.add_argument("--append", action="store_true",
                         help="add to the index at OUTPUT instead of requiring a new directory")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -42,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     exists = (args.output / "CURRENT").exists()
     if exists and not args.append:
         raise InvalidInputError(f"{args.output} already holds an index (use --append)")
-    index = SparseIndex(args.output, block_size=args.block_size)
+    index = SparseIndex(args.output)
     if args.input.suffix == ".npz":
         if not args.input.is_file():
             raise InvalidInputError(f"input file {args.input} does not exist")

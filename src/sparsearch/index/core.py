@@ -54,10 +54,7 @@ class SparseIndex:
 
     In memory when ``path`` is None; with a ``path`` that holds an index, that index is opened;
     with a new ``path``, :meth:`save` commits there. ``dim`` and ``vocab`` are fixed by the first
-    :meth:`add` when not given. Parameters: ``block_size`` (documents per pruning block, 8),
-    ``superblock`` (blocks per superblock, the coarse pruning level, 1 = off),
-    ``max_segments`` (more segments than this after an add merges the small ones, 16), ``reorder``
-    (cluster documents by their heaviest term inside each segment, True).
+    :meth:`add` when not given. Parameter: ``max_segments`` (more segments than this after an add merges the small ones, 16).
 
     >>> from sparsearch.sparse import SparseVectors
     >>> docs = SparseVectors.from_dicts([{0: 1.0, 2: 0.5}, {1: 2.0}, {0: 0.2, 1: 0.1}], dim=3)
@@ -69,14 +66,12 @@ class SparseIndex:
     """
 
     def __init__(self, path: str | os.PathLike | None = None, *, dim: int | None = None,
-                 vocab: Sequence[str] | None = None, block_size: int = 8, superblock: int = 1,
-                 max_segments: int = 16, reorder: bool = True) -> None:
+                 vocab: Sequence[str] | None = None, max_segments: int = 16) -> None:
         if path is not None and (Path(path) / storage.CURRENT).exists():
             self._load(Path(path), mmap=True, verify=True)
             return
-        if not 1 <= block_size <= 4096 or superblock < 1 or max_segments < 1:
-            raise InvalidInputError(
-                "block_size must be in 1..4096, superblock and max_segments positive")
+        if max_segments < 1:
+            raise InvalidInputError(f"max_segments must be positive, got {max_segments}")
         if vocab is not None:
             vocab = tuple(vocab)
             if dim is not None and dim != len(vocab):
@@ -86,9 +81,7 @@ class SparseIndex:
         self._dim = dim
         self._vocab = vocab
         self._vocab_hash = vocab_hash(vocab)
-        self._params = {"block_size": int(block_size), "superblock": int(superblock),
-                        "max_segments": int(max_segments),
-                        "reorder": bool(reorder)}
+        self._params = {"max_segments": int(max_segments)}
         self._segments: list[Segment] = []
         self._next_seq = 0
         self._next_number = 0
@@ -312,8 +305,7 @@ class SparseIndex:
         self._params = manifest["params"]
         self._next_seq = manifest["next_seq"]
         self._next_number = manifest["next_number"]
-        self._segments = [storage.read_segment(root, meta, self._dim,
-                                               self._params, mmap)
+        self._segments = [storage.read_segment(root, meta, self._dim, mmap)
                           for meta in manifest["segments"]]
         self._reset_maps()
 
@@ -380,9 +372,7 @@ class SparseIndex:
         seq = np.arange(self._next_seq, self._next_seq + len(ids), dtype=np.int64)
         self._next_seq += len(ids)
         plain = None if payloads is None else [None if p is None else dict(p) for p in payloads]
-        seg = Segment.build(self._next_number, vectors, seq, ids, plain,
-                            self._params["block_size"], self._params["superblock"],
-                            self._params["reorder"])
+        seg = Segment.build(self._next_number, vectors, seq, ids, plain)
         self._next_number += 1
         self._segments.append(seg)
         self._by_number[seg.number] = seg
@@ -411,9 +401,7 @@ class SparseIndex:
             with_payloads = any(p is not None for p in payloads)
             seg = Segment.build(self._next_number, vectors, np.concatenate(seqs)[order],
                                 [ids[i] for i in order.tolist()],
-                                [payloads[i] for i in order.tolist()] if with_payloads else None,
-                                self._params["block_size"], self._params["superblock"],
-                            self._params["reorder"])
+                                [payloads[i] for i in order.tolist()] if with_payloads else None)
             self._next_number += 1
             self._segments.append(seg)
             self._by_number[seg.number] = seg

@@ -26,20 +26,6 @@ DENSE_FRACTION = 4  # a query whose postings reach n / DENSE_FRACTION scans all 
 
 
 @nb.njit(**_JIT)
-def row_top_terms(indptr, indices, values):  # pragma: no cover - compiled
-    """For each row, the term with the largest weight (smallest term on ties; -1 for empty rows)."""
-    n = indptr.size - 1
-    out = np.full(n, -1, np.int64)
-    for r in range(n):
-        best = -np.inf
-        for j in range(indptr[r], indptr[r + 1]):
-            if values[j] > best:
-                best = values[j]
-                out[r] = indices[j]
-    return out
-
-
-@nb.njit(**_JIT)
 def inverted_index(indptr, indices, values, dim):  # pragma: no cover - compiled
     """Term-major postings of a CSR matrix: ``(post_indptr, post_docs, post_vals)``."""
     post_indptr = np.zeros(dim + 1, np.int64)

@@ -10,18 +10,6 @@ import numpy as np
 import scipy.sparse as sp
 
 
-def row_top_terms(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """For each row, the term with the largest weight (smallest term on ties; -1 for empty rows)."""
-    n = indptr.size - 1
-    rows = np.repeat(np.arange(n), np.diff(indptr))
-    order = np.lexsort((indices, -values.astype(np.float64), rows))
-    out = np.full(n, -1, np.int64)
-    nonempty = np.diff(indptr) > 0
-    first = np.searchsorted(rows[order], np.arange(n))[nonempty]
-    out[nonempty] = indices[order[first]]
-    return out
-
-
 def inverted_index(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray,
                    dim: int) -> tuple[np.ndarray, ...]:
     """Term-major postings of a CSR matrix: ``(post_indptr, post_docs, post_vals)``."""

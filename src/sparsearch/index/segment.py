@@ -1,8 +1,7 @@
-"""A segment: an immutable batch of documents with its forward and block-max indexes.
+"""A segment: an immutable batch of documents with its forward index and term-major postings.
 
-Documents are reordered at build time so that similar ones share blocks (sorted by their heaviest
-term), which tightens block bounds; ``seq`` keeps each document's global insertion number for
-tie-breaking. Only the tombstones (``deleted``) change after a segment is built.
+``seq`` keeps each document's global insertion number for tie-breaking. Only the tombstones
+(``deleted``) change after a segment is built.
 """
 
 from __future__ import annotations
@@ -24,13 +23,11 @@ INVERTED = ARRAYS[4:]
 class Segment:
     """Immutable documents of one batch; ``deleted`` marks tombstoned local ordinals."""
 
-    def __init__(self, number: int, dim: int, block_size: int, superblock: int,
-                 arrays: dict[str, np.ndarray],
+    def __init__(self, number: int, dim: int, arrays: dict[str, np.ndarray],
                  ids: np.ndarray, payloads: list[dict | None] | None,
                  deleted: np.ndarray | None = None) -> None:
         self.number = number
         self.dim = dim
-        self.block_size = block_size
         self.fwd_indptr = arrays["fwd_indptr"]
         self.fwd_indices = arrays["fwd_indices"]
         self.fwd_values = arrays["fwd_values"]
@@ -47,26 +44,19 @@ class Segment:
     # ------------------------------------------------------------------ build
     @classmethod
     def build(cls, number: int, vectors: SparseVectors, seq: np.ndarray, ids: Sequence[Any],
-              payloads: Sequence[dict | None] | None, block_size: int, superblock: int,
-              reorder: bool = True) -> Segment:
+              payloads: Sequence[dict | None] | None) -> Segment:
         """Index ``vectors`` (rows in insertion order, ``seq`` ascending) as a new segment."""
-        if reorder and vectors.n > block_size:
-            top = kernels.row_top_terms(vectors.indptr, vectors.indices, vectors.values)
-            perm = np.argsort(top, kind="stable")
-            vectors = vectors[perm]
-        else:
-            perm = np.arange(vectors.n)
         inverted = kernels.inverted_index(vectors.indptr, vectors.indices, vectors.values,
                                           vectors.dim)
         arrays = {
             "fwd_indptr": vectors.indptr, "fwd_indices": vectors.indices,
-            "fwd_values": vectors.values, "seq": np.asarray(seq, np.int64)[perm],
+            "fwd_values": vectors.values, "seq": np.asarray(seq, np.int64),
             **dict(zip(INVERTED, inverted, strict=True)),
         }
         id_array = np.empty(len(ids), object)
         id_array[:] = list(ids)
-        kept = None if payloads is None else [payloads[i] for i in perm]
-        return cls(number, vectors.dim, block_size, superblock, arrays, id_array[perm], kept)
+        kept = None if payloads is None else list(payloads)
+        return cls(number, vectors.dim, arrays, id_array, kept)
 
     # ------------------------------------------------------------------ access
     @property

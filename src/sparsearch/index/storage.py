@@ -7,7 +7,7 @@
       manifest-000007.json         format version, dim, vocab hash, counts, params, every file's
                                    size and sha256
       vocab-<hash>.json            the vocabulary (when the index has one)
-      segments/seg-000003-<rand>/  fwd_*.npy, seq.npy, bm_*.npy, ids.json, payloads.jsonl
+      segments/seg-000003-<rand>/  fwd_*.npy, seq.npy, post_*.npy, ids.json, payloads.jsonl
       tombstones/<segment>.<version>.npy   deleted local ordinals (int64)
 
 Segment folders are written once (to a temporary folder, fsynced, renamed) and never changed; a
@@ -31,7 +31,7 @@ import numpy as np
 from sparsearch.errors import IndexCorruptError
 from sparsearch.index.segment import ARRAYS, Segment
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: plain term-major postings (1 had block-max postings)
 CURRENT = "CURRENT"
 
 
@@ -193,8 +193,7 @@ def read_manifest(root: Path, verify: bool = True) -> dict[str, Any]:
     return manifest
 
 
-def read_segment(root: Path, meta: dict[str, Any], dim: int, params: dict[str, Any],
-                 mmap: bool) -> Segment:
+def read_segment(root: Path, meta: dict[str, Any], dim: int, mmap: bool) -> Segment:
     """Load one segment described by its manifest entry (arrays memory-mapped when ``mmap``)."""
     folder = root / "segments" / meta["name"]
     try:
@@ -211,8 +210,7 @@ def read_segment(root: Path, meta: dict[str, Any], dim: int, params: dict[str, A
             deleted[np.load(root / meta["tombstones"], allow_pickle=False)] = True
     except (OSError, ValueError, IndexError) as err:
         raise IndexCorruptError(f"{folder}: unreadable segment ({err})") from err
-    seg = Segment(meta["number"], dim, params["block_size"], params["superblock"], arrays, ids,
-                  payloads, deleted)
+    seg = Segment(meta["number"], dim, arrays, ids, payloads, deleted)
     if seg.n != meta["n_docs"] or (payloads is not None and len(payloads) != seg.n):
         raise IndexCorruptError(f"{folder}: holds {seg.n} documents, manifest says "
                                 f"{meta['n_docs']}")
