@@ -93,3 +93,18 @@ class Module(torch.nn.Module):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.get_config_dict()})"
+
+
+class TokenizerInput(Module):
+    """A module that tokenizes the texts itself (it owns ``self.tokenizer``)."""
+
+    tokenizer: Any
+
+    @property
+    def max_seq_length(self) -> int:
+        """Inputs are truncated to this many tokens."""
+        return int(self.tokenizer.model_max_length)
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        self.tokenizer.model_max_length = int(value)

@@ -9,10 +9,10 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from sparsearch.errors import ModelLoadError
-from sparsearch.models._base import Module, read_json
+from sparsearch.models._base import TokenizerInput, read_json
 
 
-class SparseStaticEmbedding(Module):
+class SparseStaticEmbedding(TokenizerInput):
     """A vocabulary-sized weight vector: a text's vector holds the weight of each token it contains.
 
     ``weight`` defaults to ones; ``frozen=True`` keeps it out of training. Build one from an
@@ -38,14 +38,6 @@ class SparseStaticEmbedding(Module):
             )
         self.weight = torch.nn.Parameter(weight.float(), requires_grad=not frozen)
         self.frozen = frozen
-
-    @property
-    def max_seq_length(self) -> int:
-        return int(self.tokenizer.model_max_length)
-
-    @max_seq_length.setter
-    def max_seq_length(self, value: int) -> None:
-        self.tokenizer.model_max_length = int(value)
 
     def preprocess(self, texts: list[str], task: str | None = None) -> dict[str, Any]:
         """Tokenize without special tokens (only the text's own tokens carry weight)."""

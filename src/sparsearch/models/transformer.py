@@ -17,14 +17,14 @@ from transformers import (
 )
 
 from sparsearch.errors import ModelLoadError
-from sparsearch.models._base import Module, read_json
+from sparsearch.models._base import TokenizerInput, read_json
 
 _TASK_OUTPUTS = {"feature-extraction": "last_hidden_state", "fill-mask": "logits"}
 _LEGACY_CONFIGS = ("sentence_bert_config.json", "sentence_roberta_config.json",
                    "sentence_distilbert_config.json")
 
 
-class Transformer(Module):
+class Transformer(TokenizerInput):
     """A Hugging Face model plus its tokenizer.
 
     ``transformer_task="feature-extraction"`` outputs ``token_embeddings`` (last hidden states);
@@ -75,15 +75,6 @@ class Transformer(Module):
             "modality_config": {"text": {"method": "forward", "method_output_name": output}},
             "module_output_name": "token_embeddings",
         }
-
-    @property
-    def max_seq_length(self) -> int:
-        """Inputs are truncated to this many tokens."""
-        return int(self.tokenizer.model_max_length)
-
-    @max_seq_length.setter
-    def max_seq_length(self, value: int) -> None:
-        self.tokenizer.model_max_length = int(value)
 
     # ------------------------------------------------------------------ compute
     def preprocess(self, texts: list[str], task: str | None = None) -> dict[str, Any]:
