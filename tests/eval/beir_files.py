@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sparsearch.eval import load_beir
+
 
 def write_beir(root: Path, corpus: dict, queries: dict, qrels: dict) -> Path:
     (root / "qrels").mkdir(parents=True)
@@ -19,3 +21,12 @@ def write_beir(root: Path, corpus: dict, queries: dict, qrels: dict) -> Path:
         "query-id\tcorpus-id\tscore\n" + "\n".join(lines) + "\n"
     )
     return root
+
+
+def mini_beir(source: Path, root: Path, n_queries: int, n_docs: int) -> Path:
+    """A small copy of a real BEIR set: its first queries, their judged docs and the first docs."""
+    ds = load_beir(source)
+    queries = dict(list(ds.queries.items())[:n_queries])
+    doc_ids = list(ds.corpus)[:n_docs] + [d for q in queries for d in ds.qrels[q]]
+    return write_beir(root, {d: ds.corpus[d] for d in doc_ids}, queries,
+                      {q: ds.qrels[q] for q in queries})

@@ -7,7 +7,7 @@ import json
 from sparsearch.cli import main
 from sparsearch.eval import load_beir
 
-from .beir_files import write_beir
+from .beir_files import mini_beir
 
 
 def test_eval_command_prints_a_table_and_writes_json(shared_data, tmp_path, capsys):
@@ -31,15 +31,8 @@ def test_eval_command_needs_a_model(shared_data, capsys):
 
 def test_demo_explains_hits_with_matching_tokens(shared_data, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SPARSEARCH_CACHE", str(tmp_path / "cache"))
-    ds = load_beir(shared_data / "scifact")
-    queries = dict(list(ds.queries.items())[:3])
-    docs = list(ds.corpus)[:30] + [d for q in queries for d in ds.qrels[q]]
-    data = write_beir(
-        tmp_path / "mini",
-        {d: ds.corpus[d] for d in docs},
-        queries,
-        {q: ds.qrels[q] for q in queries},
-    )
+    data = mini_beir(shared_data / "scifact", tmp_path / "mini", n_queries=3, n_docs=30)
+    queries = load_beir(data).queries
     assert main(["demo", "--data", str(data), "--hits", "2", "--tokens", "3"]) == 0
     printed = capsys.readouterr().out
     assert any(f"query {q}" in printed and queries[q] in printed for q in queries)

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from sparsearch.eval import evaluate, evaluate_many, evaluate_retriever, load_beir, sparsity_stats
+from sparsearch.eval import evaluate, evaluate_many, evaluate_retriever, sparsity_stats
 from sparsearch.hybrid import BM25Retriever
 from sparsearch.sparse import SparseVectors
 
-from .beir_files import write_beir
+from .beir_files import mini_beir, write_beir
 
 
 def test_identical_ids_are_kept_by_default_and_dropped_on_request(tmp_path):
@@ -57,15 +57,7 @@ def test_flops_and_active_dims_follow_the_splade_definition():
 
 
 def test_encoded_corpus_is_cached_by_content_hash(shared_data, tmp_path):
-    ds = load_beir(shared_data / "scifact")
-    queries = dict(list(ds.queries.items())[:5])
-    doc_ids = list(ds.corpus)[:40] + [d for q in queries for d in ds.qrels[q]]
-    data = write_beir(
-        tmp_path / "mini",
-        {d: ds.corpus[d] for d in doc_ids},
-        queries,
-        {q: ds.qrels[q] for q in queries},
-    )
+    data = mini_beir(shared_data / "scifact", tmp_path / "mini", n_queries=5, n_docs=40)
     cache = tmp_path / "cache"
     first = evaluate("rasyosef/splade-tiny", data, k=10, cache_dir=cache, show_progress_bar=False)
     files = list(cache.glob("*.npz"))
