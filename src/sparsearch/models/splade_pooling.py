@@ -10,8 +10,10 @@ import torch.nn.functional as F
 from sparsearch.errors import ConfigError
 from sparsearch.models._base import Module
 
-# Logit floats held at once by the chunked path (64 MiB of float32).
-_CHUNK_FLOATS = 1 << 24
+# The chunked path's tile of logits: real tokens x vocabulary entries (512 x 1024 float32 = 2 MiB,
+# small enough to stay in cache between the matrix multiply and the reduction).
+_TILE_TOKENS = 512
+_TILE_VOCAB = 1024
 
 
 def _activate(x: torch.Tensor, activation: str, inplace: bool) -> torch.Tensor:
@@ -76,43 +78,60 @@ class SpladePooling(Module):
         return x.max(dim=1).values if self.pooling_strategy == "max" else x.sum(dim=1)
 
     def _pool_chunked(self, hidden: torch.Tensor, mask: torch.Tensor, head: Any) -> torch.Tensor:
-        """Pool ``head`` logits of the real tokens, ``chunk_size`` tokens at a time."""
+        """Pool ``head`` logits of the real tokens, one cache-sized tile at a time.
+
+        Tiles are ``_TILE_TOKENS`` real tokens (texts one after another) by ``_TILE_VOCAB``
+        vocabulary entries, so each block of logits stays in the CPU cache between the matrix
+        multiply that writes it and the reduction that reads it.
+        """
         lengths = mask.sum(dim=1).tolist()
         tokens = head.transform(hidden[mask.bool()])  # (real tokens, ·), texts one after another
         is_max = self.pooling_strategy == "max"
-        split = head.weight is not None
-        defer_bias = split and is_max and head.bias is not None
-
-        def logits(chunk: torch.Tensor) -> torch.Tensor:
-            if not split:
-                return chunk
-            return F.linear(chunk, head.weight, None if defer_bias else head.bias)
-
-        vocab = logits(tokens[:1]).shape[-1]
+        if head.weight is None:  # an unsplittable head: its output is the logits
+            weight, bias = None, None
+            vocab = int(tokens.shape[-1])
+        else:
+            weight, bias = head.weight, head.bias
+            vocab = int(weight.shape[0])
         out = torch.full((len(lengths), vocab), -torch.inf if is_max else 0.0,
                          dtype=tokens.dtype, device=tokens.device)
-        chunk = self.chunk_size or max(1, _CHUNK_FLOATS // vocab)
+        rows = self.chunk_size or _TILE_TOKENS
+        cols = vocab if weight is None else _TILE_VOCAB
         bounds = [0]
         for n in lengths:
             bounds.append(bounds[-1] + int(n))
-        doc = 0
-        for start in range(0, tokens.shape[0], chunk):
-            stop = min(start + chunk, tokens.shape[0])
-            block = logits(tokens[start:stop])
-            if not is_max:
-                block = _activate(block, self.activation_function, inplace=True)
+        first_doc = 0
+        for start in range(0, tokens.shape[0], rows):
+            stop = min(start + rows, tokens.shape[0])
+            while bounds[first_doc + 1] <= start:
+                first_doc += 1
+            spans = []  # (text, first row, end row) of the texts in this chunk, chunk-relative
+            doc = first_doc
             while doc < len(lengths) and bounds[doc] < stop:
                 a, b = max(bounds[doc], start) - start, min(bounds[doc + 1], stop) - start
-                if b > a and is_max:
-                    torch.maximum(out[doc], block[a:b].amax(dim=0), out=out[doc])
-                elif b > a:
-                    out[doc] += block[a:b].sum(dim=0)
-                if bounds[doc + 1] > stop:
-                    break
+                if b > a:
+                    spans.append((doc, a, b))
                 doc += 1
+            chunk = tokens[start:stop]
+            for v0 in range(0, vocab, cols):
+                v1 = min(v0 + cols, vocab)
+                if weight is None:
+                    block = chunk
+                else:
+                    # max pooling adds the bias once per text, below (a constant commutes with max)
+                    tile_bias = None if is_max or bias is None else bias[v0:v1]
+                    block = F.linear(chunk, weight[v0:v1], tile_bias)
+                if not is_max:
+                    block = _activate(block, self.activation_function, inplace=True)
+                for doc, a, b in spans:
+                    target = out[doc, v0:v1]
+                    if is_max:
+                        torch.maximum(target, block[a:b].amax(dim=0), out=target)
+                    else:
+                        target += block[a:b].sum(dim=0)
         if is_max:
-            if defer_bias:
-                out += head.bias
+            if bias is not None:
+                out += bias
             out = _activate(out, self.activation_function, inplace=True)
         return out
 
