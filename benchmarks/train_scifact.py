@@ -224,7 +224,6 @@ def main() -> int:
     evaluator = ExactIREvaluator(test)
     print(f"train pairs: {len(pairs)}, queries: {len(set(pairs['query']))}", flush=True)
     results_path = RESULTS / f"{name}.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
     runners = {
         "splade": run_splade,
         # the same with 10x weaker FLOPS weights: the 3e-3 / 5e-3 run halved the document dims
@@ -233,9 +232,12 @@ def main() -> int:
         "csr": run_csr,
     }
     for run in [opts.run] if opts.run != "all" else list(runners):
-        results[run] = runners[run](pairs, corpus, evaluator)
+        result = runners[run](pairs, corpus, evaluator)
+        # read again just before writing: runs of other processes may have finished meanwhile
+        results = json.loads(results_path.read_text()) if results_path.exists() else {}
+        results[run] = result
         results_path.write_text(json.dumps(results, indent=2))
-    write_markdown(results, name)
+        write_markdown(results, name)
     return 0
 
 
