@@ -11,6 +11,7 @@ from sparsearch.sparse import SparseVectors
 from tests.index.brute import sparse_batches
 
 SETTINGS = settings(max_examples=60, deadline=None)
+PRUNE_SMALL = {"min_docs": 0}  # let the kernel prune however few documents a segment holds
 
 
 @SETTINGS
@@ -23,15 +24,51 @@ def test_inverted_index_equals_reference(docs):
         assert got.dtype == want.dtype
 
 
-def _run(impl, queries, docs, seq, live, k, rounds):
-    """Search the docs as ``rounds`` consecutive calls over the same heaps (as segments do)."""
+@SETTINGS
+@given(sparse_batches(n_min=0, n_max=60), st.integers(1, 5))
+def test_term_bounds_equal_reference(docs, top):
     inverted = kernels.inverted_index(docs.indptr, docs.indices, docs.values, docs.dim)
+    for got, want in zip(kernels.term_bounds(*inverted, top),
+                         reference.term_bounds(*inverted, top), strict=True):
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == want.dtype
+
+
+@SETTINGS
+@given(sparse_batches(n_min=0, n_max=60))
+def test_impact_blocks_equal_reference(docs):
+    inverted = kernels.inverted_index(docs.indptr, docs.indices, docs.values, docs.dim)
+    term_max = kernels.term_bounds(*inverted, 1)[0]
+    got = kernels.impact_blocks(*inverted, term_max, docs.n)
+    for g, w in zip(got, reference.impact_blocks(*inverted, term_max, docs.n), strict=True):
+        np.testing.assert_array_equal(g, w)
+        assert g.dtype == w.dtype
+    scale, _, _, imps = got
+    terms = np.repeat(np.arange(docs.dim), np.diff(inverted[0]))
+    bound = imps.astype(np.float64) * scale[np.sort(terms)]  # one range: same term order
+    if docs.n <= 1 << kernels.RANGE_BITS:
+        vals = inverted[2]
+        assert np.all(bound >= np.maximum(vals, 0))  # every weight rounds up
+
+
+def _segment_arrays(docs, top=2):
+    """The search kernel's segment arguments (few seed documents per term: more pruning work)."""
+    inverted = kernels.inverted_index(docs.indptr, docs.indices, docs.values, docs.dim)
+    bounds = kernels.term_bounds(*inverted, top)
+    bounds += kernels.impact_blocks(*inverted, bounds[0], docs.n)
+    nonneg = bool(docs.values.size == 0 or docs.values.min() >= 0)
+    return (*inverted, *bounds, docs.indptr, docs.indices, docs.values, nonneg)
+
+
+def _run(impl, queries, docs, seq, live, k, rounds, **tuning):
+    """Search the docs as ``rounds`` consecutive calls over the same heaps (as segments do)."""
+    arrays = _segment_arrays(docs)
     n = queries.n
     top = (np.full((n, k), -np.inf, np.float32), np.full((n, k), 2**62, np.int64),
            np.full((n, k), -1, np.int64), np.zeros(n, np.int64))
     for r in range(rounds):
         impl(queries.indptr, queries.indices, queries.values, 0, n,
-             *inverted, seq + r * 1000, live, r * 1000, *top)
+             *arrays, seq + r * 1000, live, r * 1000, *top, **tuning)
     scores, seqs, slots, sizes = top
     order = np.lexsort((seqs, -scores.astype(np.float64)), axis=1)
     return (sizes, np.take_along_axis(scores, order, 1), np.take_along_axis(seqs, order, 1),
@@ -47,7 +84,9 @@ def test_search_segment_equals_reference(docs, queries, k, rounds, data):
     live = np.asarray(data.draw(st.lists(st.booleans(), min_size=docs.n, max_size=docs.n)),
                       np.uint8) if data.draw(st.booleans()) else np.ones(docs.n, np.uint8)
     args = (queries, docs, seq, live, k, rounds)
-    got, want = _run(kernels.search_segment, *args), _run(reference.search_segment, *args)
+    tuning = PRUNE_SMALL if data.draw(st.booleans()) else {}  # small segments: both paths
+    got = _run(kernels.search_segment, *args, **tuning)
+    want = _run(reference.search_segment, *args, **tuning)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
 
@@ -86,3 +125,58 @@ def test_search_segment_both_paths_keep_earliest_ties():
     assert seqs[0].tolist() == [1, 2, 3, 4, 5] and scores[0].tolist() == [1.0] * 5
     rare = np.sort(seq[n - 20:][seq[n - 20:] != 0])[:5]
     assert seqs[1].tolist() == rare.tolist() and scores[1].tolist() == [1.0] * 5
+
+
+def _skewed_case(seed: int, n: int = 3000, dim: int = 400):
+    """Zipf-like term frequencies and long-tailed weights, as learned sparse vectors have."""
+    rng = np.random.default_rng(seed)
+
+    def batch(rows, nnz):
+        out = []
+        for _ in range(rows):
+            terms = np.unique(np.minimum(rng.zipf(1.3, nnz) - 1, dim - 1))
+            out.append(dict(zip(terms.tolist(), rng.lognormal(0, 1, terms.size).tolist(),
+                                strict=True)))
+        return SparseVectors.from_dicts(out, dim=dim)
+
+    docs, queries = batch(n, 40), batch(20, 25)
+    return docs, queries, rng.permutation(n).astype(np.int64), (rng.random(n) > 0.1).astype(
+        np.uint8)
+
+
+def _search_sorted(impl, queries, arrays, seq, live, k):
+    """One call of a search kernel on fresh heaps: (sizes, scores, seqs, slots), rows sorted."""
+    top = (np.full((queries.n, k), -np.inf, np.float32), np.full((queries.n, k), 2**62, np.int64),
+           np.full((queries.n, k), -1, np.int64), np.zeros(queries.n, np.int64))
+    impl(queries.indptr, queries.indices, queries.values, 0, queries.n, *arrays, seq, live, 0,
+         *top, **PRUNE_SMALL)
+    order = np.lexsort((top[1], -top[0].astype(np.float64)), axis=1)
+    return [top[3]] + [np.take_along_axis(a, order, 1) for a in top[:3]]
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), k=st.sampled_from([1, 3, 10, 40]),
+       top=st.integers(1, 16))
+def test_pruned_search_equals_reference_on_skewed_corpora(seed, k, top):
+    # the threshold is seeded early and most query terms turn non-essential: the pruned path
+    docs, queries, seq, live = _skewed_case(seed)
+    arrays = _segment_arrays(docs, top)
+    got = _search_sorted(kernels.search_segment, queries, arrays, seq, live, k)
+    want = _search_sorted(reference.search_segment, queries, arrays, seq, live, k)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
+    for g, w in zip(got[2:], want[2:], strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_pruning_uses_the_term_bounds():
+    # the pruned path really runs: with bounds that lie (each term's maximum understated) the
+    # kernel skips documents it must not, so its answers change
+    docs, queries, seq, live = _skewed_case(7)
+    arrays = _segment_arrays(docs, 4)
+    honest = _search_sorted(kernels.search_segment, queries, arrays, seq, live, 10)
+    lying = list(arrays)
+    lying[3] = arrays[3] * np.float32(0.1)  # term_max: more terms look non-essential
+    lying[6] = arrays[6] * np.float32(0.5)  # term_scale: impact bounds below the weights
+    lied = _search_sorted(kernels.search_segment, queries, lying, seq, live, 10)
+    assert not np.array_equal(lied[3], honest[3])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sparsearch.errors import IndexCorruptError, VocabularyMismatchError
-from sparsearch.index import SparseIndex
+from sparsearch.index import SparseIndex, storage
 from sparsearch.sparse import SparseVectors
 
 DIM = 40
@@ -55,7 +55,7 @@ def test_save_and_open_round_trip_memory_mapped(tmp_path):
     same_index(index, SparseIndex(tmp_path / "idx"))  # a path holding an index opens it
     manifest = json.loads((tmp_path / "idx" / json.loads(
         (tmp_path / "idx" / "CURRENT").read_text().splitlines()[0])["manifest"]).read_text())
-    assert manifest["format_version"] == 2 and manifest["dim"] == DIM
+    assert manifest["format_version"] == storage.FORMAT_VERSION and manifest["dim"] == DIM
     assert manifest["counts"]["documents"] == len(index)
     with pytest.raises(VocabularyMismatchError):
         opened.search(SparseVectors.from_dicts([{0: 1.0}], dim=DIM,

@@ -217,8 +217,8 @@ class SparseIndex:
         def work(lo: int, hi: int) -> None:
             for seg, offset, live in plans:
                 kernels.search_segment(
-                    queries.indptr, queries.indices, queries.values, lo, hi, *seg.inverted,
-                    seg.seq, live, offset, top_scores, top_seq, top_slot, top_n)
+                    queries.indptr, queries.indices, queries.values, lo, hi,
+                    *seg.search_arrays(), seg.seq, live, offset, top_scores, top_seq, top_slot, top_n)
 
         threads = max(1, min(n_threads or os.cpu_count() or 1, n))
         if threads == 1 or not plans:

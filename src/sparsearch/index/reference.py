@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from sparsearch.index import kernels
+
 
 def inverted_index(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray,
                    dim: int) -> tuple[np.ndarray, ...]:
@@ -20,9 +22,56 @@ def inverted_index(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray,
     return post_indptr, rows[order].astype(np.int32), values[order].astype(np.float32)
 
 
+def term_bounds(post_indptr: np.ndarray, post_docs: np.ndarray, post_vals: np.ndarray,
+                top: int) -> tuple[np.ndarray, ...]:
+    """Per term its largest weight and its ``top`` best documents (ties: smaller ordinal)."""
+    dim = post_indptr.size - 1
+    term_max = np.zeros(dim, np.float32)
+    chosen = []
+    for t in range(dim):
+        docs, vals = post_docs[post_indptr[t]:post_indptr[t + 1]], post_vals[
+            post_indptr[t]:post_indptr[t + 1]]
+        if docs.size:
+            term_max[t] = vals.max()
+        best = np.lexsort((docs, -vals.astype(np.float64)))[:top]
+        chosen.append(np.sort(docs[best]))
+    top_indptr = np.zeros(dim + 1, np.int64)
+    np.cumsum([c.size for c in chosen], out=top_indptr[1:])
+    top_docs = np.concatenate(chosen).astype(np.int32) if chosen else np.zeros(0, np.int32)
+    return term_max, top_indptr, top_docs
+
+
+def impact_blocks(post_indptr: np.ndarray, post_docs: np.ndarray, post_vals: np.ndarray,
+                  term_max: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+    """Upper-bound ``uint8`` postings grouped by ranges of ``2**RANGE_BITS`` documents."""
+    dim = post_indptr.size - 1
+    bits, levels = kernels.RANGE_BITS, kernels.IMPACT_LEVELS
+    scale = np.where(term_max > 0, term_max.astype(np.float64) / levels * (1 + 1e-6), 0)
+    scale = scale.astype(np.float32)
+    terms = np.repeat(np.arange(dim), np.diff(post_indptr))
+    ranges = post_docs.astype(np.int64) >> bits
+    key = ranges * dim + terms
+    order = np.lexsort((post_docs, key))
+    n_ranges = max(1, -(-n // (1 << bits)))
+    blk_indptr = np.zeros(n_ranges * dim + 1, np.int64)
+    np.cumsum(np.bincount(key, minlength=n_ranges * dim), out=blk_indptr[1:])
+    vals = post_vals[order].astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        steps = np.ceil(vals / scale[terms[order]].astype(np.float64))
+    imps = np.where(vals > 0, np.clip(steps, 1, levels), 0).astype(np.uint8)
+    docs = (post_docs[order] & ((1 << bits) - 1)).astype(np.uint16)
+    return scale, blk_indptr, docs, imps
+
+
 def search_segment(q_indptr, q_indices, q_values, q_lo, q_hi, post_indptr, post_docs, post_vals,
-                   seq, live, slot_offset, top_scores, top_seq, top_slot, top_n) -> None:
+                   term_max, top_indptr, top_docs, term_scale, blk_indptr, blk_docs, blk_imps,
+                   fwd_indptr, fwd_indices, fwd_values, prunable, seq, live, slot_offset,
+                   top_scores, top_seq, top_slot, top_n, share=None, min_docs=None) -> None:
     """Exhaustive twin of the kernel: score every live document, keep the best k.
+
+    The pruning arrays (``term_max`` .. ``prunable``) only make the kernel faster; the twin
+    ignores them (:func:`term_bounds` and :func:`impact_blocks` specify them), and the tuning
+    knobs ``share`` and ``min_docs`` with them.
 
     The kept hits of a row are a set (the kernel keeps them as a heap, this twin sorted); compare
     rows after sorting them by (score desc, seq asc).

@@ -16,8 +16,11 @@ from sparsearch.index import kernels
 from sparsearch.sparse import SparseVectors
 
 ARRAYS = ("fwd_indptr", "fwd_indices", "fwd_values", "seq", "post_indptr", "post_docs",
-          "post_vals")
-INVERTED = ARRAYS[4:]
+          "post_vals", "term_max", "top_indptr", "top_docs", "term_scale", "blk_indptr",
+          "blk_docs", "blk_imps")
+INVERTED = ARRAYS[4:7]
+BOUNDS = ARRAYS[7:]  # derived from the postings: what pruning needs
+TOP_DOCS = 16  # per term, the documents of largest weight kept to seed the pruning threshold
 
 
 class Segment:
@@ -32,8 +35,8 @@ class Segment:
         self.fwd_indices = arrays["fwd_indices"]
         self.fwd_values = arrays["fwd_values"]
         self.seq = arrays["seq"]
-        # the search kernel's arrays
         self.inverted = tuple(arrays[name] for name in INVERTED)
+        self.bounds = tuple(arrays[name] for name in BOUNDS)
         self.ids = ids
         self.payloads = payloads
         self.deleted = np.zeros(self.n, bool) if deleted is None else deleted
@@ -48,10 +51,13 @@ class Segment:
         """Index ``vectors`` (rows in insertion order, ``seq`` ascending) as a new segment."""
         inverted = kernels.inverted_index(vectors.indptr, vectors.indices, vectors.values,
                                           vectors.dim)
+        bounds = kernels.term_bounds(*inverted, TOP_DOCS)
+        bounds += kernels.impact_blocks(*inverted, bounds[0], vectors.n)
         arrays = {
             "fwd_indptr": vectors.indptr, "fwd_indices": vectors.indices,
             "fwd_values": vectors.values, "seq": np.asarray(seq, np.int64),
             **dict(zip(INVERTED, inverted, strict=True)),
+            **dict(zip(BOUNDS, bounds, strict=True)),
         }
         id_array = np.empty(len(ids), object)
         id_array[:] = list(ids)
@@ -72,7 +78,13 @@ class Segment:
         """The immutable arrays by name (what goes to disk)."""
         fixed = {"fwd_indptr": self.fwd_indptr, "fwd_indices": self.fwd_indices,
                  "fwd_values": self.fwd_values, "seq": self.seq}
-        return {**fixed, **dict(zip(INVERTED, self.inverted, strict=True))}
+        return {**fixed, **dict(zip(INVERTED, self.inverted, strict=True)),
+                **dict(zip(BOUNDS, self.bounds, strict=True))}
+
+    def search_arrays(self) -> tuple[Any, ...]:
+        """The search kernel's view of the segment, in its argument order."""
+        return (*self.inverted, *self.bounds, self.fwd_indptr, self.fwd_indices,
+                self.fwd_values, self.nonneg)
 
     def vectors(self, local: np.ndarray | None = None) -> SparseVectors:
         """Documents by local ordinal (all when ``local`` is None), in the given order."""

@@ -31,7 +31,7 @@ import numpy as np
 from sparsearch.errors import IndexCorruptError
 from sparsearch.index.segment import ARRAYS, Segment
 
-FORMAT_VERSION = 2  # 2: plain term-major postings (1 had block-max postings)
+FORMAT_VERSION = 3  # 3: per-term bounds for pruning (2: plain postings, 1: block-max postings)
 CURRENT = "CURRENT"
 
 
@@ -179,7 +179,7 @@ def read_manifest(root: Path, verify: bool = True) -> dict[str, Any]:
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexCorruptError(
             f"{manifest_path}: format version {manifest.get('format_version')} is not supported "
-            f"(this sparsearch reads version {FORMAT_VERSION})")
+            f"(this sparsearch reads version {FORMAT_VERSION}; rebuild the index from its vectors)")
     for rel, record in manifest["files"].items():
         full = root / rel
         try:
