@@ -105,6 +105,24 @@ def test_heap_push_keeps_best_k_with_seq_tie_break():
     np.testing.assert_array_equal(got, want)
 
 
+def test_sort_heaps_equals_reference():
+    rng = np.random.default_rng(2)
+    k, rows = 9, 40
+    heaps = [np.zeros((rows, k), np.float32), np.full((rows, k), 99, np.int64),
+             np.full((rows, k), -1, np.int64)]
+    top_n = np.zeros(rows, np.int64)
+    for qi in range(rows):  # rows from empty to overfull, with tied scores (seqs are unique)
+        for seq in rng.permutation(50)[:rng.integers(0, 3 * k)]:
+            top_n[qi] = kernels.heap_push(heaps[0][qi], heaps[1][qi], heaps[2][qi], top_n[qi],
+                                          np.float32(rng.integers(0, 5)), seq,
+                                          rng.integers(0, 1000))
+    want = [h.copy() for h in heaps]
+    reference.sort_heaps(*want, top_n)
+    kernels.sort_heaps(*heaps, top_n)
+    for got, exp in zip(heaps, want, strict=True):
+        np.testing.assert_array_equal(got, exp)
+
+
 def test_search_segment_both_paths_keep_earliest_ties():
     # every matching document scores exactly 1.0 and insertion numbers are shuffled; a rare term
     # takes the touched-list path, a common one the full scan: both keep the earliest insertions

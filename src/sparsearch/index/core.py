@@ -208,9 +208,12 @@ class SparseIndex:
         k = int(k)
         self._check_vectors(queries)
         n = queries.n
-        top_scores = np.full((n, k), -np.inf, np.float32)
-        top_seq = np.full((n, k), _NO_SEQ, np.int64)
-        top_slot = np.full((n, k), -1, np.int64)
+        top_scores = np.empty((n, k), np.float32)
+        top_scores.fill(-np.inf)
+        top_seq = np.empty((n, k), np.int64)
+        top_seq.fill(_NO_SEQ)
+        top_slot = np.empty((n, k), np.int64)
+        top_slot.fill(-1)  # slot -1 picks the padding entry at the end of the slot tables
         top_n = np.zeros(n, np.int64)
         plans = self._plans(as_filter(filter))
 
@@ -227,17 +230,9 @@ class SparseIndex:
             bounds = np.linspace(0, n, threads + 1).astype(int)
             with ThreadPoolExecutor(threads) as pool:
                 list(pool.map(work, bounds[:-1], bounds[1:]))
-        order = np.lexsort((top_seq, -top_scores.astype(np.float64)), axis=1)
-        scores = np.take_along_axis(top_scores, order, axis=1)
-        slots = np.take_along_axis(top_slot, order, axis=1)
-        real = slots >= 0
-        ids = np.full((n, k), None, object)
-        ids[real] = self._slot_ids()[slots[real]]
-        payloads = None
-        if return_payloads:
-            payloads = np.full((n, k), None, object)
-            payloads[real] = self._slot_payloads()[slots[real]]
-        return Hits(ids=ids, scores=scores, payloads=payloads)
+        kernels.sort_heaps(top_scores, top_seq, top_slot, top_n)
+        payloads = self._slot_payloads()[top_slot] if return_payloads else None
+        return Hits(ids=self._slot_ids()[top_slot], scores=top_scores, payloads=payloads)
 
     # ------------------------------------------------------------------ persistence
     @classmethod
@@ -415,14 +410,16 @@ class SparseIndex:
         return self._cache["offsets"]
 
     def _slot_ids(self) -> np.ndarray:
+        """External id by slot, then one ``None`` (what padding's slot -1 picks)."""
         if "ids" not in self._cache:
             parts = [seg.ids for seg in self._segments]
-            self._cache["ids"] = np.concatenate(parts) if parts else np.empty(0, object)
+            self._cache["ids"] = np.concatenate([*parts, np.full(1, None, object)])
         return self._cache["ids"]
 
     def _slot_payloads(self) -> np.ndarray:
+        """Payload by slot, then one ``None`` (what padding's slot -1 picks)."""
         if "payloads" not in self._cache:
-            out = np.full(int(self._offsets()[-1]), None, object)
+            out = np.full(int(self._offsets()[-1]) + 1, None, object)
             for seg, offset in zip(self._segments, self._offsets().tolist(), strict=False):
                 if seg.payloads is not None:
                     out[offset:offset + seg.n] = seg.payloads
@@ -431,6 +428,8 @@ class SparseIndex:
 
     def _plans(self, flt: Filter | None) -> list[tuple[Segment, int, np.ndarray]]:
         """Per segment, largest first: (segment, slot offset, live mask)."""
+        if flt is None and "plans" in self._cache:
+            return self._cache["plans"]
         allowed = None
         if flt is not None and flt.ids is not None:
             allowed = {}
@@ -441,10 +440,7 @@ class SparseIndex:
         plans = []
         for seg, offset in zip(self._segments, self._offsets().tolist(), strict=False):
             if flt is None:
-                key = f"live-{seg.number}"
-                if key not in self._cache:
-                    self._cache[key] = (~seg.deleted).view(np.uint8)
-                live = self._cache[key]
+                live = (~seg.deleted).view(np.uint8)
             else:
                 mask = ~seg.deleted
                 if allowed is not None:
@@ -459,4 +455,6 @@ class SparseIndex:
                 live = mask.view(np.uint8)
             plans.append((seg, offset, live))
         plans.sort(key=lambda plan: -plan[0].n_live)
+        if flt is None:
+            self._cache["plans"] = plans
         return plans

@@ -54,39 +54,56 @@ def _worse(s1, q1, s2, q2):  # pragma: no cover - compiled
 @nb.njit(**_JIT)
 def heap_push(scores, seqs, slots, size, score, seq, slot):  # pragma: no cover - compiled
     """Offer one hit to a bounded min-heap (root = worst kept hit); returns the new size."""
-    k = scores.size
-    if size < k:
-        i = size
-        size += 1
-        while i > 0:
-            parent = (i - 1) // 2
-            if not _worse(score, seq, scores[parent], seqs[parent]):
-                break
-            scores[i] = scores[parent]
-            seqs[i] = seqs[parent]
-            slots[i] = slots[parent]
-            i = parent
-    else:
-        if not _worse(scores[0], seqs[0], score, seq):
-            return size
-        i = 0
-        while True:
-            child = 2 * i + 1
-            if child >= k:
-                break
-            if child + 1 < k and _worse(scores[child + 1], seqs[child + 1], scores[child],
-                                        seqs[child]):
-                child += 1
-            if not _worse(scores[child], seqs[child], score, seq):
-                break
-            scores[i] = scores[child]
-            seqs[i] = seqs[child]
-            slots[i] = slots[child]
-            i = child
+    if size == scores.size:
+        if _worse(scores[0], seqs[0], score, seq):
+            _sift_down(scores, seqs, slots, size, score, seq, slot)
+        return size
+    i = size
+    while i > 0:
+        parent = (i - 1) // 2
+        if not _worse(score, seq, scores[parent], seqs[parent]):
+            break
+        scores[i] = scores[parent]
+        seqs[i] = seqs[parent]
+        slots[i] = slots[parent]
+        i = parent
     scores[i] = score
     seqs[i] = seq
     slots[i] = slot
-    return size
+    return size + 1
+
+
+@nb.njit(**_JIT)
+def _sift_down(scores, seqs, slots, size, score, seq, slot):  # pragma: no cover - compiled
+    """Put hit (score, seq, slot) at the root of the heap's first ``size`` entries and restore it."""
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        if child + 1 < size and _worse(scores[child + 1], seqs[child + 1], scores[child],
+                                       seqs[child]):
+            child += 1
+        if not _worse(scores[child], seqs[child], score, seq):
+            break
+        scores[i] = scores[child]
+        seqs[i] = seqs[child]
+        slots[i] = slots[child]
+        i = child
+    scores[i] = score
+    seqs[i] = seq
+    slots[i] = slot
+
+
+@nb.njit(**_JIT)
+def sort_heaps(top_scores, top_seq, top_slot, top_n):  # pragma: no cover - compiled
+    """Turn each row's heap into its hits best first (score desc, seq asc), in place."""
+    for qi in range(top_n.size):
+        scores, seqs, slots = top_scores[qi], top_seq[qi], top_slot[qi]
+        for end in range(top_n[qi] - 1, 0, -1):  # heapsort: the worst kept hit goes last
+            score, seq, slot = scores[end], seqs[end], slots[end]
+            scores[end], seqs[end], slots[end] = scores[0], seqs[0], slots[0]
+            _sift_down(scores, seqs, slots, end, score, seq, slot)
 
 
 @nb.njit(**_JIT)

@@ -103,3 +103,11 @@ def search_segment(q_indptr, q_indices, q_values, q_lo, q_hi, post_indptr, post_
         top_seq[qi, :size] = all_seq[keep]
         top_slot[qi, :size] = all_slot[keep]
         top_n[qi] = size
+
+
+def sort_heaps(top_scores, top_seq, top_slot, top_n) -> None:
+    """Twin of the kernel: each row's first ``top_n`` hits sorted by (score desc, seq asc)."""
+    for qi, size in enumerate(top_n):
+        order = np.lexsort((top_seq[qi, :size], -top_scores[qi, :size].astype(np.float64)))
+        for row in (top_scores, top_seq, top_slot):
+            row[qi, :size] = row[qi, :size][order]
