@@ -230,10 +230,14 @@ def _exhaustive(q_indices, q_values, a, m, post_indptr, post_docs, post_vals, ac
                 d = post_docs[x]
                 state[d] |= _TOUCHED
                 acc[d] += w * post_vals[x]
+        # the score test first: once the heap is full it fails for nearly every document, so the
+        # branch predicts well (testing the scattered ``state`` first mispredicts often)
+        thr = scores[0] if size == k else -np.inf
         for d in range(n):
-            # test before calling: a call costs more than the test, and most lose
-            if state[d] == _TOUCHED and live[d] != 0 and (size < k or acc[d] >= scores[0]):
+            if acc[d] >= thr and state[d] == _TOUCHED and live[d] != 0:
                 size = heap_push(scores, seqs, slots, size, acc[d], seq[d], slot_offset + d)
+                if size == k:
+                    thr = scores[0]
         return size, -1
     for j in range(m):
         t = q_indices[a + j]
@@ -245,10 +249,13 @@ def _exhaustive(q_indices, q_values, a, m, post_indptr, post_docs, post_vals, ac
                 touched[nt] = d
                 nt += 1
             acc[d] += w * post_vals[x]
+    thr = scores[0] if size == k else -np.inf
     for i in range(nt):
         d = touched[i]
-        if state[d] == _TOUCHED and live[d] != 0 and (size < k or acc[d] >= scores[0]):
+        if acc[d] >= thr and state[d] == _TOUCHED and live[d] != 0:
             size = heap_push(scores, seqs, slots, size, acc[d], seq[d], slot_offset + d)
+            if size == k:
+                thr = scores[0]
     return size, nt
 
 
