@@ -5,6 +5,8 @@ batch size and thread count; the parent compares the two outputs (max |Δ|, same
 
     python benchmarks/encode.py                       # SciFact corpus + BERT-base-sized MLM
     python benchmarks/encode.py --docs 500 --skip-bert
+    python benchmarks/encode.py --bf16 --docs 1000 --out benchmarks/results/encode_bf16
+                               # also ours in bfloat16, with its nDCG@10 cost on the whole corpus
 """
 
 from __future__ import annotations
@@ -27,10 +29,13 @@ SHARED = REPO.parent / "shared"
 RESULTS = REPO / "benchmarks" / "results"
 
 
-def scifact_texts(limit: int | None) -> list[str]:
+def scifact_rows(limit: int | None) -> list[dict]:
     with open(SHARED / "data" / "scifact" / "corpus.jsonl", encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f]
-    return [(r["title"] + " " + r["text"]).strip() for r in rows[:limit]]
+        return [json.loads(line) for line in f][:limit]
+
+
+def scifact_texts(limit: int | None) -> list[str]:
+    return [(r["title"] + " " + r["text"]).strip() for r in scifact_rows(limit)]
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -46,7 +51,8 @@ def worker(args: argparse.Namespace) -> None:
 
         model = SparseEncoder(args.model)
         start, cpu = time.perf_counter(), time.process_time()
-        vectors = model.encode_document(texts, batch_size=args.batch_size)
+        vectors = model.encode_document(texts, batch_size=args.batch_size,
+                                        precision=args.precision)
     else:
         from sentence_transformers import SparseEncoder
 
@@ -63,29 +69,63 @@ def worker(args: argparse.Namespace) -> None:
          "docs_per_cpu_s": len(texts) / cpu_seconds, "peak_rss_mb": peak_mb}))
 
 
-def run_pair(model: str, docs: int | None, batch_size: int, threads: int, tmp: Path) -> dict:
+#: (report key, worker, precision) of each side of a comparison
+SIDES = {"sentence-transformers": ("st", "float32"), "sparsearch": ("ours", "float32"),
+         "sparsearch-bfloat16": ("ours", "bfloat16")}
+
+
+def run_pair(model: str, docs: int | None, batch_size: int, threads: int, tmp: Path,
+             bf16: bool = False) -> dict:
+    """ST and ours (and ours in bfloat16) on the same texts, each in its own subprocess."""
     from sparsearch.sparse import load_npz
 
     row: dict = {"model": model, "docs": len(scifact_texts(docs)), "batch_size": batch_size,
                  "threads": threads}
     dense = {}
-    for lib in ("sentence-transformers", "sparsearch"):
-        tag = "ours" if lib == "sparsearch" else "st"
-        cmd = [sys.executable, __file__, "--worker", tag, "--model", model,
+    for lib in list(SIDES)[:3 if bf16 else 2]:
+        tag, precision = SIDES[lib]
+        cmd = [sys.executable, __file__, "--worker", tag, "--model", model, "--precision", precision,
                "--batch-size", str(batch_size), "--threads", str(threads),
-               "--vectors", str(tmp / f"{tag}.npz"), "--report", str(tmp / f"{tag}.json")]
+               "--vectors", str(tmp / f"{lib}.npz"), "--report", str(tmp / f"{lib}.json")]
         if docs is not None:
             cmd += ["--docs", str(docs)]
         subprocess.run(cmd, check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
-        row[lib] = json.loads((tmp / f"{tag}.json").read_text())
-        dense[tag] = load_npz(tmp / f"{tag}.npz")[0].to_dense()
+        row[lib] = json.loads((tmp / f"{lib}.json").read_text())
+        dense[lib] = load_npz(tmp / f"{lib}.npz")[0].to_dense()
         print(f"  {lib}: {row[lib]}", flush=True)
-    row["max_abs_diff"] = float(np.abs(dense["ours"] - dense["st"]).max())
-    row["same_nonzero_set"] = bool(np.array_equal(dense["ours"] != 0, dense["st"] != 0))
-    row["speedup"] = row["sparsearch"]["docs_per_s"] / row["sentence-transformers"]["docs_per_s"]
+    st = dense.pop("sentence-transformers")
+    for lib, ours in dense.items():
+        suffix = "" if lib == "sparsearch" else "_bf16"
+        row["max_abs_diff" + suffix] = float(np.abs(ours - st).max())
+        row["same_nonzero_set" + suffix] = bool(np.array_equal(ours != 0, st != 0))
+        both, either = np.sum((ours != 0) & (st != 0)), np.sum((ours != 0) | (st != 0))
+        row["nonzero_jaccard" + suffix] = float(both / either)
+        row["speedup" + suffix] = row[lib]["docs_per_s"] / row["sentence-transformers"]["docs_per_s"]
     row["memory_ratio"] = (row["sparsearch"]["peak_rss_mb"]
                            / row["sentence-transformers"]["peak_rss_mb"])
     return row
+
+
+def scifact_ndcg(model: str, batch_size: int) -> dict[str, float]:
+    """nDCG@10 on SciFact test (whole corpus, exact search) of ours in float32 and in bfloat16."""
+    from sparsearch.eval.beir import load_beir
+    from sparsearch.eval.metrics import evaluate_run
+    from sparsearch.models import SparseEncoder
+
+    test = load_beir(SHARED / "data" / "scifact", "test")
+    doc_ids = [str(r["_id"]) for r in scifact_rows(None)]
+    texts = scifact_texts(None)
+    qids = list(test.queries)
+    encoder = SparseEncoder(model)
+    out = {}
+    for precision in ("float32", "bfloat16"):
+        queries = encoder.encode_query([test.queries[q] for q in qids], precision=precision)
+        docs = encoder.encode_document(texts, batch_size=batch_size, precision=precision)
+        scores = (queries.to_scipy() @ docs.to_scipy().T).toarray()
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+        run = {q: {doc_ids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(qids)}
+        out[precision] = float(evaluate_run(run, test.qrels, k=[10]).mean()["ndcg@10"])
+    return out
 
 
 def bert_base(tmp: Path) -> str:
@@ -117,6 +157,19 @@ def markdown(rows: list[dict], command: str, load: list[float]) -> str:
             f"{us['docs_per_cpu_s'] / st['docs_per_cpu_s']:.2f}× | "
             f"{st['peak_rss_mb']:.0f} | {us['peak_rss_mb']:.0f} | {r['memory_ratio']:.2f} | "
             f"{r['max_abs_diff']:.2e} | {r['same_nonzero_set']} |")
+    fast = [r for r in rows if "sparsearch-bfloat16" in r]
+    if fast:
+        lines += ["", "Optional `precision=\"bfloat16\"` (not exact; the default stays float32):", "",
+                  "| model | docs | ours bf16 docs/s | vs ST | vs ours float32 | max abs Δ vs ST | "
+                  "non-zero Jaccard vs ST | nDCG@10 float32 | nDCG@10 bf16 |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in fast:
+            ndcg = {k: f"{v:.4f}" for k, v in r.get("ndcg@10", {}).items()}  # splade-tiny only
+            lines.append(
+                f"| {r['label']} | {r['docs']} | {r['sparsearch-bfloat16']['docs_per_s']:.2f} | "
+                f"{r['speedup_bf16']:.2f}× | {r['speedup_bf16'] / r['speedup']:.2f}× | "
+                f"{r['max_abs_diff_bf16']:.2e} | {r['nonzero_jaccard_bf16']:.4f} | "
+                f"{ndcg.get('float32', '–')} | {ndcg.get('bfloat16', '–')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -125,6 +178,10 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=None, help="SciFact docs (default: all)")
     parser.add_argument("--bert-docs", type=int, default=500)
     parser.add_argument("--skip-bert", action="store_true")
+    parser.add_argument("--skip-splade", action="store_true", help="only the BERT-base-sized MLM")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also ours with precision='bfloat16' (and its SciFact nDCG@10 cost)")
+    parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS / "encode")
@@ -144,12 +201,18 @@ def main() -> None:
     load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        print("rasyosef/splade-tiny on SciFact", flush=True)
-        row = run_pair("rasyosef/splade-tiny", args.docs, args.batch_size, args.threads, tmp)
-        rows.append({"label": "rasyosef/splade-tiny", **row})
+        if not args.skip_splade:
+            print("rasyosef/splade-tiny on SciFact", flush=True)
+            row = run_pair("rasyosef/splade-tiny", args.docs, args.batch_size, args.threads, tmp,
+                           args.bf16)
+            if args.bf16:  # always on the whole corpus (also with --docs): its quality cost
+                row["ndcg@10"] = scifact_ndcg("rasyosef/splade-tiny", args.batch_size)
+                print(f"  nDCG@10: {row['ndcg@10']}", flush=True)
+            rows.append({"label": "rasyosef/splade-tiny", **row})
         if not args.skip_bert:
             print("BERT-base-sized MLM (random weights)", flush=True)
-            row = run_pair(bert_base(tmp), args.bert_docs, args.batch_size, args.threads, tmp)
+            row = run_pair(bert_base(tmp), args.bert_docs, args.batch_size, args.threads, tmp,
+                           args.bf16)
             rows.append({**row, "label": "BERT-base MLM (random)", "model": "bert-base-random"})
     load.append(os.getloadavg()[0])
     args.out.parent.mkdir(parents=True, exist_ok=True)

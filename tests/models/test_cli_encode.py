@@ -23,6 +23,14 @@ def test_encode_corpus_and_queries(tmp_path, splade, capsys):
     assert np.abs(vectors.to_dense() - expected.to_dense()).max() <= 1e-5
     assert "encoded 12 documents" in capsys.readouterr().out
 
+    out_bf16 = tmp_path / "docs-bf16.npz"
+    assert main(["encode", SPLADE, str(corpus), str(out_bf16), "--precision", "bfloat16",
+                 "--no-progress"]) == 0
+    fast = load_npz(out_bf16)[0].to_dense()
+    expected_fast = splade.encode_document([(r["title"] + " " + r["text"]).strip() for r in rows],
+                                           precision="bfloat16").to_dense()
+    assert np.abs(fast - expected_fast).max() <= 1e-5 and not np.array_equal(fast, expected.to_dense())
+
     queries = tmp_path / "queries.jsonl"
     queries.write_text('{"_id": "q1", "text": "protein folding"}\n')
     out_q = tmp_path / "q.npz"

@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-active-dims", type=int, default=None,
                         help="keep only the largest weights of each vector")
     parser.add_argument("--max-seq-length", type=int, default=None)
+    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
+                        help="bfloat16: faster matrix products on AMX/AVX512-BF16 CPUs, not exact")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         encoder.max_seq_length = args.max_seq_length
     encode = encoder.encode_query if args.queries else encoder.encode_document
     vectors = encode(texts, batch_size=args.batch_size, show_progress_bar=not args.no_progress,
-                     max_active_dims=args.max_active_dims)
+                     max_active_dims=args.max_active_dims, precision=args.precision)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     save_npz(args.output, vectors, ids)
     stats = vectors.sparsity()
