@@ -2,7 +2,8 @@
 
 Runs (pick with --run, default all): `splade` (rasyosef/splade-tiny + SpladeLoss(MNRL) with
 BM25-mined hard negatives), `inference_free` (splade-tiny document side + IDF-initialised static
-query weights, router_mapping + learning_rate_mapping), `csr` (CSR head on all-MiniLM-L6-v2).
+query weights, router_mapping + learning_rate_mapping), `csr` (CSR head on all-MiniLM-L6-v2),
+and the variants of each in ``RUNNERS``.
 Each run evaluates before and after training with exact search; results go to
 benchmarks/results/train_scifact.{json,md}.
 
@@ -214,11 +215,30 @@ def run_csr(pairs, corpus, evaluator, name: str = "csr", head_lr: float | None =
     return result
 
 
+#: --run NAME -> the run (each variant's comment says why it exists)
+RUNNERS = {
+    "splade": run_splade,
+    # the same with 10x weaker FLOPS weights: the 3e-3 / 5e-3 run halved the document dims
+    "splade_light": partial(run_splade, name="splade_light", doc_weight=3e-4, query_weight=5e-4),
+    # sentence-transformers' SPLADE example weights (100x weaker again), 3 epochs at 1e-4
+    "splade_long": partial(run_splade, name="splade_long", doc_weight=3e-5, query_weight=5e-5,
+                           epochs=3, learning_rate=1e-4),
+    "inference_free": run_inference_free,
+    # 3e-3 cut the document dims 248 -> 102 and lost nDCG: the same 10x weaker
+    "inference_free_light": partial(run_inference_free, name="inference_free_light",
+                                    doc_weight=3e-4),
+    # splade_long's recipe on the inference-free model
+    "inference_free_long": partial(run_inference_free, name="inference_free_long",
+                                   doc_weight=3e-5, epochs=3, learning_rate=1e-4),
+    "csr": run_csr,
+    # 28 steps at 4e-5 barely move a randomly initialised autoencoder: 1e-3 for it alone
+    "csr_fast_head": partial(run_csr, name="csr_fast_head", head_lr=1e-3),
+}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", default="all", choices=[
-        "splade", "splade_light", "splade_long", "inference_free", "inference_free_light",
-        "inference_free_long", "csr", "csr_fast_head", "all"])
+    parser.add_argument("--run", default="all", choices=[*RUNNERS, "all"])
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 64 pairs, 2 steps of 8, a 300-document slice of the test corpus")
     opts = parser.parse_args()
@@ -235,26 +255,8 @@ def main() -> int:
     evaluator = ExactIREvaluator(test)
     print(f"train pairs: {len(pairs)}, queries: {len(set(pairs['query']))}", flush=True)
     results_path = RESULTS / f"{name}.json"
-    runners = {
-        "splade": run_splade,
-        # the same with 10x weaker FLOPS weights: the 3e-3 / 5e-3 run halved the document dims
-        "splade_light": partial(run_splade, name="splade_light", doc_weight=3e-4, query_weight=5e-4),
-        # sentence-transformers' SPLADE example weights (100x weaker again), 3 epochs at 1e-4
-        "splade_long": partial(run_splade, name="splade_long", doc_weight=3e-5, query_weight=5e-5,
-                               epochs=3, learning_rate=1e-4),
-        "inference_free": run_inference_free,
-        # 3e-3 cut the document dims 248 -> 102 and lost nDCG: the same 10x weaker
-        "inference_free_light": partial(run_inference_free, name="inference_free_light",
-                                        doc_weight=3e-4),
-        # splade_long's recipe on the inference-free model
-        "inference_free_long": partial(run_inference_free, name="inference_free_long",
-                                       doc_weight=3e-5, epochs=3, learning_rate=1e-4),
-        "csr": run_csr,
-        # 28 steps at 4e-5 barely move a randomly initialised autoencoder: 1e-3 for it alone
-        "csr_fast_head": partial(run_csr, name="csr_fast_head", head_lr=1e-3),
-    }
-    for run in [opts.run] if opts.run != "all" else list(runners):
-        result = runners[run](pairs, corpus, evaluator)
+    for run in [opts.run] if opts.run != "all" else list(RUNNERS):
+        result = RUNNERS[run](pairs, corpus, evaluator)
         # read again just before writing: runs of other processes may have finished meanwhile
         results = json.loads(results_path.read_text()) if results_path.exists() else {}
         results[run] = result
