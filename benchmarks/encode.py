@@ -29,13 +29,10 @@ SHARED = REPO.parent / "shared"
 RESULTS = REPO / "benchmarks" / "results"
 
 
-def scifact_rows(limit: int | None) -> list[dict]:
-    with open(SHARED / "data" / "scifact" / "corpus.jsonl", encoding="utf-8") as f:
-        return [json.loads(line) for line in f][:limit]
-
-
 def scifact_texts(limit: int | None) -> list[str]:
-    return [(r["title"] + " " + r["text"]).strip() for r in scifact_rows(limit)]
+    with open(SHARED / "data" / "scifact" / "corpus.jsonl", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    return [(r["title"] + " " + r["text"]).strip() for r in rows[:limit]]
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -69,7 +66,7 @@ def worker(args: argparse.Namespace) -> None:
          "docs_per_cpu_s": len(texts) / cpu_seconds, "peak_rss_mb": peak_mb}))
 
 
-#: (report key, worker, precision) of each side of a comparison
+#: report key -> (worker, precision) of each side of a comparison
 SIDES = {"sentence-transformers": ("st", "float32"), "sparsearch": ("ours", "float32"),
          "sparsearch-bfloat16": ("ours", "bfloat16")}
 
@@ -108,24 +105,14 @@ def run_pair(model: str, docs: int | None, batch_size: int, threads: int, tmp: P
 
 def scifact_ndcg(model: str, batch_size: int) -> dict[str, float]:
     """nDCG@10 on SciFact test (whole corpus, exact search) of ours in float32 and in bfloat16."""
-    from sparsearch.eval.beir import load_beir
-    from sparsearch.eval.metrics import evaluate_run
+    from sparsearch.eval import evaluate
     from sparsearch.models import SparseEncoder
 
-    test = load_beir(SHARED / "data" / "scifact", "test")
-    doc_ids = [str(r["_id"]) for r in scifact_rows(None)]
-    texts = scifact_texts(None)
-    qids = list(test.queries)
     encoder = SparseEncoder(model)
-    out = {}
-    for precision in ("float32", "bfloat16"):
-        queries = encoder.encode_query([test.queries[q] for q in qids], precision=precision)
-        docs = encoder.encode_document(texts, batch_size=batch_size, precision=precision)
-        scores = (queries.to_scipy() @ docs.to_scipy().T).toarray()
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
-        run = {q: {doc_ids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(qids)}
-        out[precision] = float(evaluate_run(run, test.qrels, k=[10]).mean()["ndcg@10"])
-    return out
+    return {precision: evaluate(encoder, SHARED / "data" / "scifact", k=10, batch_size=batch_size,
+                                use_cache=False, show_progress_bar=False,
+                                precision=precision)["ndcg@10"]
+            for precision in ("float32", "bfloat16")}
 
 
 def bert_base(tmp: Path) -> str:
@@ -178,7 +165,6 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=None, help="SciFact docs (default: all)")
     parser.add_argument("--bert-docs", type=int, default=500)
     parser.add_argument("--skip-bert", action="store_true")
-    parser.add_argument("--skip-splade", action="store_true", help="only the BERT-base-sized MLM")
     parser.add_argument("--bf16", action="store_true",
                         help="also ours with precision='bfloat16' (and its SciFact nDCG@10 cost)")
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
@@ -201,14 +187,13 @@ def main() -> None:
     load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        if not args.skip_splade:
-            print("rasyosef/splade-tiny on SciFact", flush=True)
-            row = run_pair("rasyosef/splade-tiny", args.docs, args.batch_size, args.threads, tmp,
-                           args.bf16)
-            if args.bf16:  # always on the whole corpus (also with --docs): its quality cost
-                row["ndcg@10"] = scifact_ndcg("rasyosef/splade-tiny", args.batch_size)
-                print(f"  nDCG@10: {row['ndcg@10']}", flush=True)
-            rows.append({"label": "rasyosef/splade-tiny", **row})
+        print("rasyosef/splade-tiny on SciFact", flush=True)
+        row = run_pair("rasyosef/splade-tiny", args.docs, args.batch_size, args.threads, tmp,
+                       args.bf16)
+        if args.bf16:  # always on the whole corpus (also with --docs): its quality cost
+            row["ndcg@10"] = scifact_ndcg("rasyosef/splade-tiny", args.batch_size)
+            print(f"  nDCG@10: {row['ndcg@10']}", flush=True)
+        rows.append({"label": "rasyosef/splade-tiny", **row})
         if not args.skip_bert:
             print("BERT-base-sized MLM (random weights)", flush=True)
             row = run_pair(bert_base(tmp), args.bert_docs, args.batch_size, args.threads, tmp,

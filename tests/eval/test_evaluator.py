@@ -68,6 +68,11 @@ def test_encoded_corpus_is_cached_by_content_hash(shared_data, tmp_path):
     assert first["doc_active_dims"] > first["query_active_dims"] > 0
     assert first["flops"] > 0
 
+    fast = evaluate("rasyosef/splade-tiny", data, k=10, cache_dir=cache, show_progress_bar=False,
+                    precision="bfloat16")
+    assert len(list(cache.glob("*.npz"))) == 2  # its own cache entry, never the float32 vectors
+    assert fast["flops"] != first["flops"]
+
 
 @pytest.mark.slow
 def test_splade_tiny_reproduces_scifact_ndcg_at_10(shared_data, tmp_path):

@@ -73,12 +73,14 @@ def evaluate(
     show_progress_bar: bool | None = True,
     index_options: Mapping[str, Any] | None = None,
     output_path: str | Path | None = None,
+    precision: str = "float32",
 ) -> dict[str, Any]:
     """Evaluate a sparse encoder (object, hub id or path) on one local BEIR folder.
 
     The corpus is encoded with a progress bar and cached by content hash under ``cache_dir``
     (default ``~/.cache/sparsearch``), so a re-run is instant; it is indexed in a
-    :class:`sparsearch.SparseIndex` (``index_options``) and searched exactly.
+    :class:`sparsearch.SparseIndex` (``index_options``) and searched exactly. ``precision``:
+    as in :meth:`sparsearch.SparseEncoder.encode`.
 
     >>> result = evaluate("rasyosef/splade-tiny", "../shared/data/scifact")  # doctest: +SKIP
     >>> round(result["ndcg@10"], 4)  # doctest: +SKIP
@@ -91,6 +93,7 @@ def evaluate(
         use_cache=use_cache,
         show_progress_bar=show_progress_bar,
         index_options=index_options,
+        precision=precision,
     )
     name = str(encoder) if isinstance(encoder, (str, Path)) else type(encoder).__name__
     result = {

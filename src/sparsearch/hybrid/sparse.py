@@ -18,7 +18,8 @@ class SparseRetriever:
     ``encoder`` is a :class:`sparsearch.SparseEncoder` or a model id / path to load as one.
     ``cache_dir=None`` uses ``~/.cache/sparsearch``; ``use_cache=False`` always re-encodes.
     After :meth:`index` and :meth:`retrieve`, ``doc_vectors`` and ``query_vectors`` hold the
-    vectors used (for sparsity statistics).
+    vectors used (for sparsity statistics). ``precision`` is passed to the encoder (see
+    :meth:`sparsearch.SparseEncoder.encode`) and is part of the cache key.
 
     >>> retriever = SparseRetriever("rasyosef/splade-tiny")  # doctest: +SKIP
     >>> retriever.index({"d1": "sparse retrieval", "d2": "dense vectors"})  # doctest: +SKIP
@@ -36,6 +37,7 @@ class SparseRetriever:
         show_progress_bar: bool | None = None,
         n_threads: int | None = None,
         index_options: Mapping[str, Any] | None = None,
+        precision: str = "float32",
     ) -> None:
         if isinstance(encoder, (str, Path)):
             from sparsearch.models import SparseEncoder
@@ -48,6 +50,7 @@ class SparseRetriever:
         self.show_progress_bar = show_progress_bar
         self.n_threads = n_threads
         self.index_options = dict(index_options or {})
+        self.precision = precision
         self.doc_vectors: SparseVectors | None = None
         self.query_vectors: SparseVectors | None = None
         self._index: Any = None
@@ -55,7 +58,8 @@ class SparseRetriever:
     def _encode_documents(self, texts: list[str]) -> SparseVectors:
         def encode() -> SparseVectors:
             return self.encoder.encode_document(
-                texts, batch_size=self.batch_size, show_progress_bar=self.show_progress_bar
+                texts, batch_size=self.batch_size, show_progress_bar=self.show_progress_bar,
+                precision=self.precision,
             )
 
         if not self.use_cache:
@@ -65,6 +69,7 @@ class SparseRetriever:
             "max_seq_length": getattr(self.encoder, "max_seq_length", None),
             "max_active_dims": getattr(self.encoder, "max_active_dims", None),
             "vocab": vocab_hash(getattr(self.encoder, "vocab", None)),
+            "precision": self.precision,
         }
         key = cache_key(model_fingerprint(self.encoder), texts, params)
         return cached_sparse(self.cache_dir, key, encode)
@@ -84,7 +89,8 @@ class SparseRetriever:
         if self._index is None:
             raise InvalidInputError("SparseRetriever.retrieve called before index()")
         self.query_vectors = self.encoder.encode_query(
-            list(queries.values()), batch_size=self.batch_size, show_progress_bar=False
+            list(queries.values()), batch_size=self.batch_size, show_progress_bar=False,
+            precision=self.precision,
         )
         hits = self._index.search(self.query_vectors, k=k, n_threads=self.n_threads)
         return from_arrays(list(queries), hits.ids, hits.scores)
