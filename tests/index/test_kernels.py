@@ -51,24 +51,35 @@ def test_impact_blocks_equal_reference(docs):
         assert np.all(bound >= np.maximum(vals, 0))  # every weight rounds up
 
 
-def _segment_arrays(docs, top=2):
-    """The search kernel's segment arguments (few seed documents per term: more pruning work)."""
+def _segment_arrays(docs, top=2, short=False):
+    """The search kernel's segment arguments (few seed documents per term: more pruning work).
+
+    ``short``: uint16 posting ordinals, as segments of at most 2**16 documents store them.
+    """
     inverted = kernels.inverted_index(docs.indptr, docs.indices, docs.values, docs.dim)
+    if short:
+        inverted = (inverted[0], inverted[1].astype(np.uint16), inverted[2])
     bounds = kernels.term_bounds(*inverted, top)
     bounds += kernels.impact_blocks(*inverted, bounds[0], docs.n)
     nonneg = bool(docs.values.size == 0 or docs.values.min() >= 0)
     return (*inverted, *bounds, docs.indptr, docs.indices, docs.values, nonneg)
 
 
-def _run(impl, queries, docs, seq, live, k, rounds, **tuning):
-    """Search the docs as ``rounds`` consecutive calls over the same heaps (as segments do)."""
-    arrays = _segment_arrays(docs)
+def _run(impl, queries, docs, seq, live, k, rounds, short=False, **tuning):
+    """Search the docs as ``rounds`` consecutive calls over the same heaps (as segments do).
+
+    The calls share one scratch, as a thread's searches do: the kernel must leave it clean.
+    """
+    arrays = _segment_arrays(docs, short=short)
     n = queries.n
     top = (np.full((n, k), -np.inf, np.float32), np.full((n, k), 2**62, np.int64),
            np.full((n, k), -1, np.int64), np.zeros(n, np.int64))
+    scratch = kernels.scratch(docs.n + 3, docs.dim)  # larger than the segment, as it may be
     for r in range(rounds):
         impl(queries.indptr, queries.indices, queries.values, 0, n,
-             *arrays, seq + r * 1000, live, r * 1000, *top, **tuning)
+             *arrays, seq + r * 1000, live, r * 1000, *top, scratch, **tuning)
+    for a in scratch[:2] + scratch[3:]:  # touched is a list whose stale entries are never read
+        assert not a.any()
     scores, seqs, slots, sizes = top
     order = np.lexsort((seqs, -scores.astype(np.float64)), axis=1)
     return (sizes, np.take_along_axis(scores, order, 1), np.take_along_axis(seqs, order, 1),
@@ -85,7 +96,8 @@ def test_search_segment_equals_reference(docs, queries, k, rounds, data):
                       np.uint8) if data.draw(st.booleans()) else np.ones(docs.n, np.uint8)
     args = (queries, docs, seq, live, k, rounds)
     tuning = PRUNE_SMALL if data.draw(st.booleans()) else {}  # small segments: both paths
-    got = _run(kernels.search_segment, *args, **tuning)
+    short = data.draw(st.booleans())  # both posting ordinal types
+    got = _run(kernels.search_segment, *args, short=short, **tuning)
     want = _run(reference.search_segment, *args, **tuning)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
@@ -167,7 +179,7 @@ def _search_sorted(impl, queries, arrays, seq, live, k):
     top = (np.full((queries.n, k), -np.inf, np.float32), np.full((queries.n, k), 2**62, np.int64),
            np.full((queries.n, k), -1, np.int64), np.zeros(queries.n, np.int64))
     impl(queries.indptr, queries.indices, queries.values, 0, queries.n, *arrays, seq, live, 0,
-         *top, **PRUNE_SMALL)
+         *top, kernels.scratch(seq.size, queries.dim), **PRUNE_SMALL)
     order = np.lexsort((top[1], -top[0].astype(np.float64)), axis=1)
     return [top[3]] + [np.take_along_axis(a, order, 1) for a in top[:3]]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -217,11 +218,15 @@ class SparseIndex:
         top_n = np.zeros(n, np.int64)
         plans = self._plans(as_filter(filter))
 
+        largest = max((seg.n for seg, _, _ in plans), default=0)
+
         def work(lo: int, hi: int) -> None:
+            scratch = self._scratch(largest)
             for seg, offset, live in plans:
                 kernels.search_segment(
                     queries.indptr, queries.indices, queries.values, lo, hi,
-                    *seg.search_arrays(), seg.seq, live, offset, top_scores, top_seq, top_slot, top_n)
+                    *seg.search_arrays(), seg.seq, live, offset, top_scores, top_seq, top_slot, top_n,
+                    scratch)
 
         threads = max(1, min(n_threads or os.cpu_count() or 1, n))
         if threads == 1 or not plans:
@@ -306,6 +311,7 @@ class SparseIndex:
 
     # ------------------------------------------------------------------ internals
     def _reset_maps(self) -> None:
+        self._local = threading.local()  # per thread: the search kernel's scratch arrays
         self._by_number = {seg.number: seg for seg in self._segments}
         self._where: dict[DocId, int] = {}
         for seg in self._segments:
@@ -315,6 +321,13 @@ class SparseIndex:
     def _register(self, seg: Segment) -> None:
         for local in np.flatnonzero(~seg.deleted).tolist():
             self._where[seg.ids[local]] = _pack(seg.number, local)
+
+    def _scratch(self, n: int) -> tuple[np.ndarray, ...]:
+        """This thread's scratch arrays of the search kernel, for segments of up to ``n`` docs."""
+        held = getattr(self._local, "scratch", None)
+        if held is None or held[0].size < n:
+            held = self._local.scratch = kernels.scratch(n, self._dim)
+        return held
 
     def _invalidate(self) -> None:
         self._cache: dict[str, Any] = {}

@@ -188,6 +188,17 @@ def impact_blocks(post_indptr, post_docs, post_vals, term_max, n):  # pragma: no
     return term_scale, blk_indptr, blk_docs, blk_imps
 
 
+def scratch(n: int, dim: int) -> tuple[np.ndarray, ...]:
+    """Working arrays of :func:`search_segment` for segments of up to ``n`` documents.
+
+    ``(acc, state, touched, racc, qdense)``, zero; the kernel leaves them zero again, so one
+    thread can reuse them call after call (allocating and clearing them per call costs more than
+    a small query's search).
+    """
+    return (np.zeros(n, np.float32), np.zeros(n, np.uint8), np.empty(n, np.int32),
+            np.zeros(min(n, 1 << RANGE_BITS), np.float32), np.zeros(dim, np.float32))
+
+
 SEED_TERMS = 8  # the threshold is seeded from the top documents of this many strongest terms
 ESSENTIAL_SHARE = 0.15  # non-essential bounds sum below this share of the threshold
 # below one range of documents the exact accumulator is cache-resident already and pruning's
@@ -298,7 +309,7 @@ def _pruned(q_indices, q_values, a, m, coef, ub_rest, blk_indptr, blk_docs, blk_
 def search_segment(q_indptr, q_indices, q_values, q_lo, q_hi, post_indptr, post_docs, post_vals,
                    term_max, top_indptr, top_docs, term_scale, blk_indptr, blk_docs, blk_imps,
                    fwd_indptr, fwd_indices, fwd_values, prunable, seq, live, slot_offset,
-                   top_scores, top_seq, top_slot, top_n, share=ESSENTIAL_SHARE,
+                   top_scores, top_seq, top_slot, top_n, scratch, share=ESSENTIAL_SHARE,
                    min_docs=PRUNE_MIN_DOCS):  # pragma: no cover - compiled
     """Exact top-k of queries ``q_lo..q_hi`` over one segment, merged into their heaps.
 
@@ -310,16 +321,11 @@ def search_segment(q_indptr, q_indices, q_values, q_lo, q_hi, post_indptr, post_
     whose bound (plus the non-essential bounds) reaches the threshold are scored exactly from the
     forward index. Otherwise (a segment under ``min_docs``, no threshold yet, or ``prunable``
     false because some weight is negative) every matching document is scored exactly, term at
-    a time.
+    a time. ``scratch`` is :func:`scratch` for at least this segment's size; it is left zero.
     """
     n = seq.size
-    dim = post_indptr.size - 1
     k = top_scores.shape[1]
-    acc = np.zeros(n, np.float32)
-    state = np.zeros(n, np.uint8)
-    touched = np.empty(n, np.int32)
-    racc = np.zeros(min(n, 1 << RANGE_BITS), np.float32)
-    qdense = np.zeros(dim, np.float32)
+    acc, state, touched, racc, qdense = scratch
     for qi in range(q_lo, q_hi):
         scores = top_scores[qi]
         seqs = top_seq[qi]
@@ -370,8 +376,8 @@ def search_segment(q_indptr, q_indices, q_values, q_lo, q_hi, post_indptr, post_
                                    acc, state, touched, nt, seq, live, slot_offset, scores,
                                    seqs, slots, size)
         if nt < 0:
-            acc[:] = 0.0
-            state[:] = 0
+            acc[:n] = 0.0
+            state[:n] = 0
         else:
             for i in range(nt):
                 acc[touched[i]] = 0.0

@@ -66,12 +66,13 @@ def impact_blocks(post_indptr: np.ndarray, post_docs: np.ndarray, post_vals: np.
 def search_segment(q_indptr, q_indices, q_values, q_lo, q_hi, post_indptr, post_docs, post_vals,
                    term_max, top_indptr, top_docs, term_scale, blk_indptr, blk_docs, blk_imps,
                    fwd_indptr, fwd_indices, fwd_values, prunable, seq, live, slot_offset,
-                   top_scores, top_seq, top_slot, top_n, share=None, min_docs=None) -> None:
+                   top_scores, top_seq, top_slot, top_n, scratch=None, share=None,
+                   min_docs=None) -> None:
     """Exhaustive twin of the kernel: score every live document, keep the best k.
 
     The pruning arrays (``term_max`` .. ``prunable``) only make the kernel faster; the twin
-    ignores them (:func:`term_bounds` and :func:`impact_blocks` specify them), and the tuning
-    knobs ``share`` and ``min_docs`` with them.
+    ignores them (:func:`term_bounds` and :func:`impact_blocks` specify them), and the kernel's
+    ``scratch`` arrays and tuning knobs ``share`` and ``min_docs`` with them.
 
     The kept hits of a row are a set (the kernel keeps them as a heap, this twin sorted); compare
     rows after sorting them by (score desc, seq asc).

@@ -21,6 +21,7 @@ ARRAYS = ("fwd_indptr", "fwd_indices", "fwd_values", "seq", "post_indptr", "post
 INVERTED = ARRAYS[4:7]
 BOUNDS = ARRAYS[7:]  # derived from the postings: what pruning needs
 TOP_DOCS = 16  # per term, the documents of largest weight kept to seed the pruning threshold
+SHORT_ORDINALS = 1 << 16  # a segment of at most this many documents stores uint16 postings
 
 
 class Segment:
@@ -51,6 +52,8 @@ class Segment:
         """Index ``vectors`` (rows in insertion order, ``seq`` ascending) as a new segment."""
         inverted = kernels.inverted_index(vectors.indptr, vectors.indices, vectors.values,
                                           vectors.dim)
+        if vectors.n <= SHORT_ORDINALS:  # 2-byte ordinals: a quarter less to read per posting
+            inverted = (inverted[0], inverted[1].astype(np.uint16), inverted[2])
         bounds = kernels.term_bounds(*inverted, TOP_DOCS)
         bounds += kernels.impact_blocks(*inverted, bounds[0], vectors.n)
         arrays = {
