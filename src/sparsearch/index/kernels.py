@@ -204,6 +204,7 @@ ESSENTIAL_SHARE = 0.15  # non-essential bounds sum below this share of the thres
 # below one range of documents the exact accumulator is cache-resident already and pruning's
 # fixed costs (seeding, scanning the range) outweigh what it saves (measured on the real data)
 PRUNE_MIN_DOCS = 1 << RANGE_BITS
+SCAN_CHUNK = 256  # bounds are checked this many documents at a time, branch-free first
 SLACK = 1e-4  # relative margin on every pruning bound: float32 rounding never prunes a winner
 _TOUCHED, _DONE = np.uint8(1), np.uint8(2)  # a document's state during one query
 
@@ -270,6 +271,15 @@ def _exhaustive(q_indices, q_values, a, m, post_indptr, post_docs, post_vals, ac
     return size, nt
 
 
+@nb.njit(fastmath=True, **_JIT)
+def _peak(x, lo, hi):  # pragma: no cover - compiled
+    """``max(0, x[lo:hi].max())``, vectorised (``x`` holds no NaN, so fastmath changes nothing)."""
+    peak = np.float32(0.0)
+    for i in range(lo, hi):
+        peak = max(peak, x[i])
+    return peak
+
+
 @nb.njit(**_JIT)
 def _pruned(q_indices, q_values, a, m, coef, ub_rest, blk_indptr, blk_docs, blk_imps, fwd_indptr,
             fwd_indices, fwd_values, qdense, racc, state, seq, live, slot_offset, scores, seqs,
@@ -293,14 +303,20 @@ def _pruned(q_indices, q_values, a, m, coef, ub_rest, blk_indptr, blk_docs, blk_
         base = r << RANGE_BITS
         span = min(1 << RANGE_BITS, n - base)
         cut = scores[0] / (1 + SLACK) - ub_rest  # a bound below this cannot reach the threshold
-        for d in range(span):
-            if racc[d] >= cut and racc[d] > 0:
-                g = base + d
-                if state[g] == 0 and live[g] != 0:
-                    s = _exact_score(g, fwd_indptr, fwd_indices, fwd_values, qdense)
-                    if s >= scores[0]:
-                        size = heap_push(scores, seqs, slots, size, s, seq[g], slot_offset + g)
-                        cut = scores[0] / (1 + SLACK) - ub_rest
+        for d0 in range(0, span, SCAN_CHUNK):
+            d1 = min(d0 + SCAN_CHUNK, span)
+            peak = _peak(racc, d0, d1)  # a vectorised look first: candidates are rare
+            if peak < cut or peak <= 0:
+                continue
+            for d in range(d0, d1):
+                if racc[d] >= cut and racc[d] > 0:
+                    g = base + d
+                    if state[g] == 0 and live[g] != 0:
+                        s = _exact_score(g, fwd_indptr, fwd_indices, fwd_values, qdense)
+                        if s >= scores[0]:
+                            size = heap_push(scores, seqs, slots, size, s, seq[g],
+                                             slot_offset + g)
+                            cut = scores[0] / (1 + SLACK) - ub_rest
         racc[:span] = 0.0
     return size
 
