@@ -38,11 +38,12 @@ def test_empty_list_gives_empty_vectors(splade):
 def test_empty_text_encodes_the_special_tokens_only(splade):
     # Decision: "" is valid input. SPLADE encodes it like sentence-transformers does, from
     # [CLS] [SEP] alone, so whitespace-only text gives the same vector (to float rounding: the
-    # two texts sit in different rows of one matrix multiply).
+    # two texts sit in different rows of one matrix multiply, and how BLAS blocks rows depends on
+    # the CPU: 6e-7 apart on one machine, 1.8e-6 on another).
     empty, blank, word = splade.encode(["", "  \n", "protein"])
     assert empty.nnz > 0
     assert np.array_equal(empty.indices, blank.indices)
-    np.testing.assert_allclose(empty.to_dense(), blank.to_dense(), atol=1e-6)
+    np.testing.assert_allclose(empty.to_dense(), blank.to_dense(), atol=1e-5)
     assert not np.array_equal(empty.to_dense(), word.to_dense())
 
 
