@@ -106,9 +106,9 @@ def test_len_stats_and_compact(index):
 
 
 def test_empty_index_and_empty_query_batch():
-    index = SparseIndex(dim=4)
-    hits = index.search(SparseVectors.from_dicts([{0: 1.0}], dim=4), k=2)
-    assert hits.ids.tolist() == [[None, None]]
+    for index in (SparseIndex(dim=4), SparseIndex()):  # dimension fixed, or not yet known
+        hits = index.search(SparseVectors.from_dicts([{0: 1.0}], dim=4), k=2)
+        assert hits.ids.tolist() == [[None, None]]
     assert SparseIndex(dim=4).search(SparseVectors.empty(4), k=3).ids.shape == (0, 3)
 
 

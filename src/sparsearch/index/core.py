@@ -229,9 +229,9 @@ class SparseIndex:
                     scratch)
 
         threads = max(1, min(n_threads or os.cpu_count() or 1, n))
-        if threads == 1 or not plans:
+        if plans and threads == 1:
             work(0, n)
-        else:
+        elif plans:
             bounds = np.linspace(0, n, threads + 1).astype(int)
             with ThreadPoolExecutor(threads) as pool:
                 list(pool.map(work, bounds[:-1], bounds[1:]))

@@ -271,9 +271,9 @@ def _exhaustive(q_indices, q_values, a, m, post_indptr, post_docs, post_vals, ac
     return size, nt
 
 
-@nb.njit(fastmath=True, **_JIT)
+@nb.njit(**_JIT)
 def _peak(x, lo, hi):  # pragma: no cover - compiled
-    """``max(0, x[lo:hi].max())``, vectorised (``x`` holds no NaN, so fastmath changes nothing)."""
+    """``max(0, x[lo:hi].max())``: a tight loop without branches to mispredict."""
     peak = np.float32(0.0)
     for i in range(lo, hi):
         peak = max(peak, x[i])
@@ -305,7 +305,7 @@ def _pruned(q_indices, q_values, a, m, coef, ub_rest, blk_indptr, blk_docs, blk_
         cut = scores[0] / (1 + SLACK) - ub_rest  # a bound below this cannot reach the threshold
         for d0 in range(0, span, SCAN_CHUNK):
             d1 = min(d0 + SCAN_CHUNK, span)
-            peak = _peak(racc, d0, d1)  # a vectorised look first: candidates are rare
+            peak = _peak(racc, d0, d1)  # a branch-free look first: candidates are rare
             if peak < cut or peak <= 0:
                 continue
             for d in range(d0, d1):
