@@ -11,7 +11,7 @@ export HF_HUB_CACHE := $(SHARED)/hf-cache
 endif
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: test demo lint venv bench-encode bench-search bench-eval bench-train
+.PHONY: test test-nojit demo lint typecheck venv bench-encode bench-search bench-eval bench-train
 
 venv: $(VENV)/.installed
 
@@ -23,9 +23,18 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
 	touch $@
 
-test: venv
-	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m pytest -q -x -p no:cacheprovider
+# The gates: lint, format, types; then every test, the docstring examples and the docs' Python
+# blocks (tests/test_docs.py); then the engine again with numba off (the numpy specification).
+test: lint typecheck
+	$(PY) -m pytest -q -x -p no:cacheprovider --doctest-modules src tests
+	$(MAKE) --no-print-directory test-nojit
+
+# The engine's kernels run as plain Python/numpy: they are the executable specification.
+test-nojit: venv
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -x -p no:cacheprovider tests/index tests/test_sparse.py
+
+typecheck: venv
+	$(PY) -m mypy
 
 demo: venv
 	$(PY) -m sparsearch.cli demo

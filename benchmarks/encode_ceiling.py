@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from encode import RESULTS, bert_base, scifact_texts
+from provenance import provenance
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,8 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS / "encode_ceiling")
     args = parser.parse_args(argv)
-    command = "python benchmarks/encode_ceiling.py " + " ".join(sys.argv[1:] if argv is None
-                                                                 else argv)
+    command = "python benchmarks/encode_ceiling.py " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
     print(f"# reproduce: {command.strip()}", flush=True)
 
     import torch
@@ -50,42 +52,64 @@ def main(argv: list[str] | None = None) -> int:
         def run_body(texts: list[str]) -> None:
             with torch.inference_mode():
                 for i in range(0, len(texts), args.batch_size):
-                    body(**tokenizer(texts[i:i + args.batch_size], padding=True, truncation=True,
-                                     max_length=ours.max_seq_length, return_tensors="pt"))
+                    body(
+                        **tokenizer(
+                            texts[i : i + args.batch_size],
+                            padding=True,
+                            truncation=True,
+                            max_length=ours.max_seq_length,
+                            return_tensors="pt",
+                        )
+                    )
 
         runs = {
             "sentence-transformers": lambda texts: reference.encode_document(
-                texts, batch_size=args.batch_size),
+                texts, batch_size=args.batch_size
+            ),
             "sparsearch float32": lambda texts: ours.encode_document(
-                texts, batch_size=args.batch_size),
+                texts, batch_size=args.batch_size
+            ),
             "transformer body alone": run_body,
         }
         seconds = {}
         for name, run in runs.items():
-            run(texts[-args.batch_size:])  # warm-up on the longest batch: one-time costs
+            run(texts[-args.batch_size :])  # warm-up on the longest batch: one-time costs
             start = time.perf_counter()
             run(texts)
             seconds[name] = time.perf_counter() - start
             print(f"{name}: {seconds[name]:.1f} s", flush=True)
     st, body_s = seconds["sentence-transformers"], seconds["transformer body alone"]
     report = {
-        "command": command.strip(), "docs": len(texts), "batch_size": args.batch_size,
-        "threads": args.threads, "max_seq_length": ours.max_seq_length, "seconds": seconds,
+        "command": command.strip(),
+        "docs": len(texts),
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "max_seq_length": ours.max_seq_length,
+        "seconds": seconds,
         "body_share_of_sentence_transformers": body_s / st,
         "exact_speedup_ceiling": st / body_s,
         "sparsearch_speedup": st / seconds["sparsearch float32"],
+        "provenance": provenance(argv),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1))
-    table = "\n".join([
-        f"Command: `{command.strip()}`", "",
-        f"BERT-base-sized MLM (random weights), {len(texts)} SciFact documents, batch "
-        f"{args.batch_size}, {args.threads} threads, one process.", "",
-        "| run | seconds | docs/s |", "|---|---:|---:|",
-        *(f"| {name} | {s:.1f} | {len(texts) / s:.2f} |" for name, s in seconds.items()), "",
-        f"The body is {100 * body_s / st:.0f}% of sentence-transformers' time: an exact encoder "
-        f"that spent nothing on the head and pooling would be {st / body_s:.2f}× faster. "
-        f"Ours: {st / seconds['sparsearch float32']:.2f}×.", ""])
+    table = "\n".join(
+        [
+            f"Command: `{command.strip()}`",
+            "",
+            f"BERT-base-sized MLM (random weights), {len(texts)} SciFact documents, batch "
+            f"{args.batch_size}, {args.threads} threads, one process.",
+            "",
+            "| run | seconds | docs/s |",
+            "|---|---:|---:|",
+            *(f"| {name} | {s:.1f} | {len(texts) / s:.2f} |" for name, s in seconds.items()),
+            "",
+            f"The body is {100 * body_s / st:.0f}% of sentence-transformers' time: an exact encoder "
+            f"that spent nothing on the head and pooling would be {st / body_s:.2f}× faster. "
+            f"Ours: {st / seconds['sparsearch float32']:.2f}×.",
+            "",
+        ]
+    )
     args.out.with_suffix(".md").write_text(table)
     print(table)
     return 0

@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -72,7 +73,8 @@ class ExactIREvaluator:
         scores = (q.to_scipy() @ d.to_scipy().T).toarray()
         top = np.argsort(-scores, axis=1, kind="stable")[:, :100]
         run = {
-            qid: {self.doc_ids[j]: float(scores[i, j]) for j in top[i]} for i, qid in enumerate(self.qids)
+            qid: {self.doc_ids[j]: float(scores[i, j]) for j in top[i]}
+            for i, qid in enumerate(self.qids)
         }
         metrics = evaluate_run(run, self.test.qrels, k=[10, 100]).mean()
         return {
@@ -90,13 +92,20 @@ def run_training(name, model, loss, dataset, evaluator, args_kwargs, card) -> di
     out = ROOT / "benchmarks" / "out" / f"scifact-{name}"  # git-ignored
     before = evaluator(model)
     print(f"[{name}] before: {json.dumps(before)}", flush=True)
-    settings = {"logging_steps": 5, "save_steps": 20, "save_total_limit": 2, "seed": 12,
-                # several epochs: evaluate after each, for the curve
-                "eval_strategy": "epoch" if args_kwargs["num_train_epochs"] > 1 else "no",
-                **args_kwargs, **OVERRIDES}
+    settings = {
+        "logging_steps": 5,
+        "save_steps": 20,
+        "save_total_limit": 2,
+        "seed": 12,
+        # several epochs: evaluate after each, for the curve
+        "eval_strategy": "epoch" if args_kwargs["num_train_epochs"] > 1 else "no",
+        **args_kwargs,
+        **OVERRIDES,
+    }
     args = SparseEncoderTrainingArguments(output_dir=str(out), use_cpu=True, **settings)
-    trainer = SparseEncoderTrainer(model, args, train_dataset=dataset, loss=loss, evaluator=evaluator,
-                                   model_card_data=card)
+    trainer = SparseEncoderTrainer(
+        model, args, train_dataset=dataset, loss=loss, evaluator=evaluator, model_card_data=card
+    )
     t0 = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - t0
@@ -104,42 +113,82 @@ def run_training(name, model, loss, dataset, evaluator, args_kwargs, card) -> di
     after = {k.removeprefix("eval_"): v for k, v in after.items() if k != "eval_runtime"}
     trainer.save_model(str(out / "final"))
     print(f"[{name}] after: {json.dumps(after)}  train {train_seconds:.0f}s", flush=True)
-    keys = ("step", "epoch", "loss", "query_active_dims", "document_active_dims", "eval_ndcg@10",
-            "eval_document_active_dims")
-    curve = [{k: h[k] for k in keys if k in h} for h in trainer.state.log_history
-             if "loss" in h or "eval_ndcg@10" in h]
+    keys = (
+        "step",
+        "epoch",
+        "loss",
+        "query_active_dims",
+        "document_active_dims",
+        "eval_ndcg@10",
+        "eval_document_active_dims",
+    )
+    curve = [
+        {k: h[k] for k in keys if k in h}
+        for h in trainer.state.log_history
+        if "loss" in h or "eval_ndcg@10" in h
+    ]
     return {
-        "before": before, "after": after, "train_seconds": round(train_seconds, 1),
+        "before": before,
+        "after": after,
+        "train_seconds": round(train_seconds, 1),
         "steps": trainer.state.global_step,
         "steps_per_second": round(trainer.state.global_step / train_seconds, 4),
-        "rows": len(dataset), "args": args_kwargs, "curve": curve,
+        "rows": len(dataset),
+        "args": args_kwargs,
+        "curve": curve,
     }
 
 
-def run_splade(pairs, corpus, evaluator, name: str = "splade", doc_weight: float = 3e-3,
-               query_weight: float = 5e-3, epochs: int = 1, learning_rate: float = 5e-5) -> dict:
+def run_splade(
+    pairs,
+    corpus,
+    evaluator,
+    name: str = "splade",
+    doc_weight: float = 3e-3,
+    query_weight: float = 5e-3,
+    epochs: int = 1,
+    learning_rate: float = 5e-5,
+) -> dict:
     from sparsearch.models import SparseEncoder
     from sparsearch.train import SparseMultipleNegativesRankingLoss, SpladeLoss
     from sparsearch.train.mining import mine_hard_negatives
 
-    dataset = mine_hard_negatives(pairs, corpus, "bm25", num_negatives=1, range_min=10, range_max=50,
-                                  sampling="random")
+    dataset = mine_hard_negatives(
+        pairs, corpus, "bm25", num_negatives=1, range_min=10, range_max=50, sampling="random"
+    )
     model = SparseEncoder("rasyosef/splade-tiny")
     model.max_seq_length = 256
-    loss = SpladeLoss(model, SparseMultipleNegativesRankingLoss(model),
-                      document_regularizer_weight=doc_weight, query_regularizer_weight=query_weight)
-    args = {"num_train_epochs": epochs, "per_device_train_batch_size": 16, "learning_rate": learning_rate,
-            "warmup_steps": 0.1}
-    card = {"base_model": "rasyosef/splade-tiny", "model_name": "splade-tiny fine-tuned on SciFact",
-            "data_description": "SciFact train pairs with one BM25 hard negative (ranks 10-50)."}
+    loss = SpladeLoss(
+        model,
+        SparseMultipleNegativesRankingLoss(model),
+        document_regularizer_weight=doc_weight,
+        query_regularizer_weight=query_weight,
+    )
+    args = {
+        "num_train_epochs": epochs,
+        "per_device_train_batch_size": 16,
+        "learning_rate": learning_rate,
+        "warmup_steps": 0.1,
+    }
+    card = {
+        "base_model": "rasyosef/splade-tiny",
+        "model_name": "splade-tiny fine-tuned on SciFact",
+        "data_description": "SciFact train pairs with one BM25 hard negative (ranks 10-50).",
+    }
     result = run_training(name, model, loss, dataset, evaluator, args, card)
     result["regularizer_weights"] = {"document": doc_weight, "query": query_weight}
     return result
 
 
-def run_inference_free(pairs, corpus, evaluator, name: str = "inference_free",
-                       doc_weight: float = 3e-3, epochs: int = 1,
-                       learning_rate: float = 5e-5) -> dict:
+def run_inference_free(
+    pairs,
+    corpus,
+    evaluator,
+    name: str = "inference_free",
+    doc_weight: float = 3e-3,
+    epochs: int = 1,
+    learning_rate: float = 5e-5,
+) -> dict:
     from sparsearch.models import (
         MLMTransformer,
         Router,
@@ -150,22 +199,31 @@ def run_inference_free(pairs, corpus, evaluator, name: str = "inference_free",
     from sparsearch.train import SparseMultipleNegativesRankingLoss, SpladeLoss
     from sparsearch.train.mining import mine_hard_negatives
 
-    dataset = mine_hard_negatives(pairs, corpus, "bm25", num_negatives=1, range_min=10, range_max=50,
-                                  sampling="random")
+    dataset = mine_hard_negatives(
+        pairs, corpus, "bm25", num_negatives=1, range_min=10, range_max=50, sampling="random"
+    )
     mlm = MLMTransformer("rasyosef/splade-tiny", max_seq_length=256)
     static = SparseStaticEmbedding.from_json(IDF, mlm.tokenizer)
     model = SparseEncoder(modules=[Router.for_query_document([static], [mlm, SpladePooling()])])
-    loss = SpladeLoss(model, SparseMultipleNegativesRankingLoss(model),
-                      document_regularizer_weight=doc_weight, query_regularizer_weight=None)
+    loss = SpladeLoss(
+        model,
+        SparseMultipleNegativesRankingLoss(model),
+        document_regularizer_weight=doc_weight,
+        query_regularizer_weight=None,
+    )
     args = {
-        "num_train_epochs": epochs, "per_device_train_batch_size": 16,
-        "learning_rate": learning_rate, "warmup_steps": 0.1,
+        "num_train_epochs": epochs,
+        "per_device_train_batch_size": 16,
+        "learning_rate": learning_rate,
+        "warmup_steps": 0.1,
         "router_mapping": {"query": "query", "positive": "document", "negative_1": "document"},
         "learning_rate_mapping": {r"sub_modules\.query\.0\.weight": 1e-3},
     }
-    card = {"base_model": "rasyosef/splade-tiny (document side) + OpenSearch IDF query weights",
-            "model_name": "inference-free splade-tiny fine-tuned on SciFact",
-            "data_description": "SciFact train pairs with one BM25 hard negative (ranks 10-50)."}
+    card = {
+        "base_model": "rasyosef/splade-tiny (document side) + OpenSearch IDF query weights",
+        "model_name": "inference-free splade-tiny fine-tuned on SciFact",
+        "data_description": "SciFact train pairs with one BM25 hard negative (ranks 10-50).",
+    }
     result = run_training(name, model, loss, dataset, evaluator, args, card)
     result["regularizer_weights"] = {"document": doc_weight}
     return result
@@ -183,10 +241,15 @@ def dense_baseline(evaluator) -> dict:
     d = model.encode(evaluator.doc_texts, normalize_embeddings=True, batch_size=64)
     scores = q @ d.T
     top = np.argsort(-scores, axis=1, kind="stable")[:, :100]
-    run = {qid: {evaluator.doc_ids[j]: float(scores[i, j]) for j in top[i]}
-           for i, qid in enumerate(evaluator.qids)}
-    return {k: float(v) for k, v in evaluate_run(run, evaluator.test.qrels, k=[10, 100]).mean().items()
-            if k in ("ndcg@10", "recall@100")}
+    run = {
+        qid: {evaluator.doc_ids[j]: float(scores[i, j]) for j in top[i]}
+        for i, qid in enumerate(evaluator.qids)
+    }
+    return {
+        k: float(v)
+        for k, v in evaluate_run(run, evaluator.test.qrels, k=[10, 100]).mean().items()
+        if k in ("ndcg@10", "recall@100")
+    }
 
 
 def run_csr(pairs, corpus, evaluator, name: str = "csr", head_lr: float | None = None) -> dict:
@@ -197,18 +260,32 @@ def run_csr(pairs, corpus, evaluator, name: str = "csr", head_lr: float | None =
         dense = dense_baseline(evaluator)
         print(f"[csr] dense all-MiniLM-L6-v2: {json.dumps(dense)}", flush=True)
     backbone = Transformer("sentence-transformers/all-MiniLM-L6-v2", max_seq_length=256)
-    model = SparseEncoder(modules=[
-        backbone, Pooling(384, "mean"), SparseAutoEncoder(384, hidden_dim=4 * 384, k=64, k_aux=512),
-    ])
-    loss = CSRLoss(model, SparseMultipleNegativesRankingLoss(model, scale=20.0, similarity="cosine"),
-                   beta=0.1, gamma=1.0)
-    args = {"num_train_epochs": 1, "per_device_train_batch_size": 32, "learning_rate": 4e-5,
-            "warmup_steps": 0.1}
+    model = SparseEncoder(
+        modules=[
+            backbone,
+            Pooling(384, "mean"),
+            SparseAutoEncoder(384, hidden_dim=4 * 384, k=64, k_aux=512),
+        ]
+    )
+    loss = CSRLoss(
+        model,
+        SparseMultipleNegativesRankingLoss(model, scale=20.0, similarity="cosine"),
+        beta=0.1,
+        gamma=1.0,
+    )
+    args = {
+        "num_train_epochs": 1,
+        "per_device_train_batch_size": 32,
+        "learning_rate": 4e-5,
+        "warmup_steps": 0.1,
+    }
     if head_lr is not None:  # the autoencoder (module 2) starts from random weights
         args["learning_rate_mapping"] = {r"^2\.": head_lr}
-    card = {"base_model": "sentence-transformers/all-MiniLM-L6-v2",
-            "model_name": "CSR (k=64) on all-MiniLM-L6-v2, SciFact",
-            "data_description": "SciFact train (query, positive) pairs."}
+    card = {
+        "base_model": "sentence-transformers/all-MiniLM-L6-v2",
+        "model_name": "CSR (k=64) on all-MiniLM-L6-v2, SciFact",
+        "data_description": "SciFact train (query, positive) pairs.",
+    }
     result = run_training(name, model, loss, pairs, evaluator, args, card)
     if head_lr is None:
         result["dense"] = dense
@@ -221,15 +298,27 @@ RUNNERS = {
     # the same with 10x weaker FLOPS weights: the 3e-3 / 5e-3 run halved the document dims
     "splade_light": partial(run_splade, name="splade_light", doc_weight=3e-4, query_weight=5e-4),
     # sentence-transformers' SPLADE example weights (100x weaker again), 3 epochs at 1e-4
-    "splade_long": partial(run_splade, name="splade_long", doc_weight=3e-5, query_weight=5e-5,
-                           epochs=3, learning_rate=1e-4),
+    "splade_long": partial(
+        run_splade,
+        name="splade_long",
+        doc_weight=3e-5,
+        query_weight=5e-5,
+        epochs=3,
+        learning_rate=1e-4,
+    ),
     "inference_free": run_inference_free,
     # 3e-3 cut the document dims 248 -> 102 and lost nDCG: the same 10x weaker
-    "inference_free_light": partial(run_inference_free, name="inference_free_light",
-                                    doc_weight=3e-4),
+    "inference_free_light": partial(
+        run_inference_free, name="inference_free_light", doc_weight=3e-4
+    ),
     # splade_long's recipe on the inference-free model
-    "inference_free_long": partial(run_inference_free, name="inference_free_long",
-                                   doc_weight=3e-5, epochs=3, learning_rate=1e-4),
+    "inference_free_long": partial(
+        run_inference_free,
+        name="inference_free_long",
+        doc_weight=3e-5,
+        epochs=3,
+        learning_rate=1e-4,
+    ),
     "csr": run_csr,
     # 28 steps at 4e-5 barely move a randomly initialised autoencoder: 1e-3 for it alone
     "csr_fast_head": partial(run_csr, name="csr_fast_head", head_lr=1e-3),
@@ -239,10 +328,18 @@ RUNNERS = {
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default="all", choices=[*RUNNERS, "all"])
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 64 pairs, 2 steps of 8, a 300-document slice of the test corpus")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 64 pairs, 2 steps of 8, a 300-document slice of the test corpus",
+    )
     opts = parser.parse_args()
-    print("command:", "nice -n 5 .venv/bin/python benchmarks/train_scifact.py", *sys.argv[1:], flush=True)
+    print(
+        "command:",
+        "nice -n 5 .venv/bin/python benchmarks/train_scifact.py",
+        *sys.argv[1:],
+        flush=True,
+    )
     train, test = load_split("train"), load_split("test")
     pairs = train_pairs(train)
     corpus = list(train.doc_texts().values())
@@ -257,6 +354,7 @@ def main() -> int:
     results_path = RESULTS / f"{name}.json"
     for run in [opts.run] if opts.run != "all" else list(RUNNERS):
         result = RUNNERS[run](pairs, corpus, evaluator)
+        result["provenance"] = provenance()  # per run: the file keeps runs of other processes
         # read again just before writing: runs of other processes may have finished meanwhile
         results = json.loads(results_path.read_text()) if results_path.exists() else {}
         results[run] = result
@@ -272,8 +370,10 @@ def quick_slice(test):
     qrels = dict(list(test.qrels.items())[:40])
     keep = {d for judged in qrels.values() for d in judged} | set(list(test.corpus)[:300])
     return dataclasses.replace(
-        test, corpus={d: doc for d, doc in test.corpus.items() if d in keep},
-        queries={q: test.queries[q] for q in qrels}, qrels=qrels,
+        test,
+        corpus={d: doc for d, doc in test.corpus.items() if d in keep},
+        queries={q: test.queries[q] for q in qrels},
+        qrels=qrels,
     )
 
 
@@ -283,9 +383,15 @@ def write_markdown(results: dict, name: str) -> None:
         "",
         f"`nice -n 5 .venv/bin/python benchmarks/train_scifact.py{' --quick' if 'quick' in name else ''}`",
         "",
-        *(["Smoke run: 40 test queries over a ~370-document slice of the corpus, 64 training pairs, "
-           "2-3 steps. It checks the pipeline end to end; its numbers say nothing about quality.", ""]
-          if "quick" in name else []),
+        *(
+            [
+                "Smoke run: 40 test queries over a ~370-document slice of the corpus, 64 training pairs, "
+                "2-3 steps. It checks the pipeline end to end; its numbers say nothing about quality.",
+                "",
+            ]
+            if "quick" in name
+            else []
+        ),
         "| run | nDCG@10 before | nDCG@10 after | doc dims before | doc dims after | query dims after "
         "| query ms/q | train s | steps |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -301,13 +407,23 @@ def write_markdown(results: dict, name: str) -> None:
         # one per epoch (the final evaluate() repeats the last epoch's)
         evals = list({c["epoch"]: c for c in r["curve"] if "eval_ndcg@10" in c}.values())
         if len(evals) > 1:
-            lines += ["", f"{run}, after each epoch: " + ", ".join(
-                f"epoch {c['epoch']:.0f} nDCG@10 {c['eval_ndcg@10']:.4f} "
-                f"(doc dims {c['eval_document_active_dims']:.1f})" for c in evals) + "."]
+            lines += [
+                "",
+                f"{run}, after each epoch: "
+                + ", ".join(
+                    f"epoch {c['epoch']:.0f} nDCG@10 {c['eval_ndcg@10']:.4f} "
+                    f"(doc dims {c['eval_document_active_dims']:.1f})"
+                    for c in evals
+                )
+                + ".",
+            ]
     if "csr" in results:
         dense = results["csr"]["dense"]
-        lines += ["", f"Dense all-MiniLM-L6-v2 (the CSR backbone) on the same test: nDCG@10 "
-                  f"{dense['ndcg@10']:.4f}, Recall@100 {dense['recall@100']:.4f}."]
+        lines += [
+            "",
+            f"Dense all-MiniLM-L6-v2 (the CSR backbone) on the same test: nDCG@10 "
+            f"{dense['ndcg@10']:.4f}, Recall@100 {dense['recall@100']:.4f}.",
+        ]
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 

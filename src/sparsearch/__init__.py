@@ -12,6 +12,7 @@ from typing import Any
 from sparsearch.errors import (
     ConfigError,
     DimensionMismatchError,
+    DuplicateIdError,
     IndexCorruptError,
     InvalidInputError,
     InvalidVectorsError,
@@ -20,7 +21,9 @@ from sparsearch.errors import (
     UnknownIdError,
     VocabularyMismatchError,
 )
-from sparsearch.sparse import SparseVectors, load_npz, save_npz
+from sparsearch.run import Run
+from sparsearch.search import Filter, Hits, Searcher, SearchParams
+from sparsearch.sparse import SparseVectors, TermStats, load_npz, save_npz
 
 __version__ = "0.1.0"
 
@@ -28,18 +31,24 @@ __version__ = "0.1.0"
 _LAZY = {
     "SparseEncoder": "sparsearch.models",
     "SparseIndex": "sparsearch.index",
-    "Hits": "sparsearch.index",
 }
 
 __all__ = [
     "ConfigError",
     "DimensionMismatchError",
+    "DuplicateIdError",
     "IndexCorruptError",
     "InvalidInputError",
     "InvalidVectorsError",
     "ModelLoadError",
+    "Filter",
+    "Hits",
+    "Run",
+    "SearchParams",
+    "Searcher",
     "SparsearchError",
     "SparseVectors",
+    "TermStats",
     "UnknownIdError",
     "VocabularyMismatchError",
     "load_npz",

@@ -23,6 +23,10 @@ class InvalidInputError(SparsearchError, ValueError):
     """Bad user input to an encoder or search call (empty text, a non-string, bad k, ...)."""
 
 
+class DuplicateIdError(InvalidInputError):
+    """An id given twice in one batch, or added while the index (or a dataset) already holds it."""
+
+
 class ModelLoadError(SparsearchError, OSError):
     """A model folder or hub id that is missing, malformed, or inconsistent."""
 

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 
 from sparsearch.errors import DimensionMismatchError, InvalidVectorsError, VocabularyMismatchError
@@ -27,7 +29,7 @@ from sparsearch.errors import DimensionMismatchError, InvalidVectorsError, Vocab
 if TYPE_CHECKING:  # torch is optional: only the conversions need it
     import torch
 
-__all__ = ["SparseVectors", "vocab_hash", "save_npz", "load_npz"]
+__all__ = ["SparseVectors", "TermStats", "vocab_hash", "save_npz", "load_npz"]
 
 
 def vocab_hash(vocab: Sequence[str] | None) -> str | None:
@@ -143,7 +145,7 @@ class SparseVectors:
         vocab = f", vocab={len(self.vocab)} tokens" if self.vocab is not None else ""
         return f"SparseVectors(n={self.n}, dim={self.dim}, nnz={self.nnz}{vocab})"
 
-    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+    def row(self, i: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
         """The (indices, values) of row ``i`` as views."""
         if not -self.n <= i < self.n:
             raise IndexError(f"row {i} out of range for {self.n} vectors")
@@ -151,7 +153,7 @@ class SparseVectors:
         a, b = self.indptr[i], self.indptr[i + 1]
         return self.indices[a:b], self.values[a:b]
 
-    def active_dims(self) -> np.ndarray:
+    def active_dims(self) -> npt.NDArray[np.int64]:
         """Number of non-zeros per row (int64, length n)."""
         return np.diff(self.indptr)
 
@@ -159,14 +161,22 @@ class SparseVectors:
         """Active-dimension statistics: mean/min/max active dims and the sparsity ratio."""
         active = self.active_dims()
         if active.size == 0:
-            return {"active_dims": 0.0, "min_active_dims": 0.0, "max_active_dims": 0.0,
-                    "sparsity_ratio": 1.0}
+            return {
+                "active_dims": 0.0,
+                "min_active_dims": 0.0,
+                "max_active_dims": 0.0,
+                "sparsity_ratio": 1.0,
+            }
         return {
             "active_dims": float(active.mean()),
             "min_active_dims": float(active.min()),
             "max_active_dims": float(active.max()),
             "sparsity_ratio": float(1.0 - active.mean() / self.dim),
         }
+
+    def term_stats(self) -> TermStats:
+        """How many rows hold each term (for FLOPS and active-dims statistics)."""
+        return TermStats(self.n, np.bincount(self.indices, minlength=self.dim).astype(np.int64))
 
     def vocab_hash(self) -> str | None:
         """Fingerprint of the vocabulary these vectors were made with (None without a vocab)."""
@@ -195,8 +205,9 @@ class SparseVectors:
             start = int(idx[0]) if idx.size else 0
             stop = int(idx[-1]) + 1 if idx.size else 0
             a, b = self.indptr[start], self.indptr[stop]
-            return self._like(self.indptr[start : stop + 1] - a, self.indices[a:b],
-                              self.values[a:b])
+            return self._like(
+                self.indptr[start : stop + 1] - a, self.indices[a:b], self.values[a:b]
+            )
         starts, ends = self.indptr[idx], self.indptr[idx + 1]
         lengths = ends - starts
         indptr = np.zeros(idx.size + 1, dtype=np.int64)
@@ -208,8 +219,9 @@ class SparseVectors:
     @classmethod
     def empty(cls, dim: int, vocab: Sequence[str] | None = None) -> SparseVectors:
         """Zero vectors of dimension ``dim``."""
-        return cls(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32), dim,
-                   vocab)
+        return cls(
+            np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32), dim, vocab
+        )
 
     @classmethod
     def concat(cls, parts: Sequence[SparseVectors]) -> SparseVectors:
@@ -225,10 +237,17 @@ class SparseVectors:
                 raise VocabularyMismatchError("cannot concat vectors with different vocabularies")
         offsets = np.cumsum([0] + [p.nnz for p in parts[:-1]])
         indptr = np.concatenate(
-            [np.zeros(1, np.int64)] + [p.indptr[1:] + o for p, o in zip(parts, offsets, strict=True)]
+            [np.zeros(1, np.int64)]
+            + [p.indptr[1:] + o for p, o in zip(parts, offsets, strict=True)]
         )
-        return cls(indptr, np.concatenate([p.indices for p in parts]),
-                   np.concatenate([p.values for p in parts]), dim, vocab, validate=False)
+        return cls(
+            indptr,
+            np.concatenate([p.indices for p in parts]),
+            np.concatenate([p.values for p in parts]),
+            dim,
+            vocab,
+            validate=False,
+        )
 
     @classmethod
     def from_dense(cls, dense: np.ndarray, vocab: Sequence[str] | None = None) -> SparseVectors:
@@ -241,8 +260,9 @@ class SparseVectors:
         return cls.from_scipy(sp.csr_matrix(dense), vocab)
 
     @classmethod
-    def from_scipy(cls, matrix: sp.spmatrix | sp.sparray, vocab: Sequence[str] | None = None
-                   ) -> SparseVectors:
+    def from_scipy(
+        cls, matrix: sp.spmatrix | sp.sparray, vocab: Sequence[str] | None = None
+    ) -> SparseVectors:
         """From any scipy sparse matrix; duplicates are summed and explicit zeros dropped."""
         csr = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
         csr.sum_duplicates()
@@ -259,7 +279,7 @@ class SparseVectors:
         if t.dim() == 1:
             t = t.unsqueeze(0)
         if t.is_sparse or t.layout == torch.sparse_csr:
-            t = t.to_sparse_coo().coalesce()
+            t = t.to_sparse().coalesce()  # COO (`to_sparse_coo` is an untyped alias of it)
             rows, cols = t.indices().numpy()
             matrix = sp.coo_matrix((t.values().float().numpy(), (rows, cols)), shape=tuple(t.shape))
             return cls.from_scipy(matrix, vocab)
@@ -288,8 +308,14 @@ class SparseVectors:
                 indices.append(int(key))
                 values.append(float(weight))
             indptr.append(len(indices))
-        matrix = sp.csr_matrix((np.asarray(values, np.float32), np.asarray(indices, np.int64),
-                                np.asarray(indptr, np.int64)), shape=(len(indptr) - 1, dim))
+        matrix = sp.csr_matrix(
+            (
+                np.asarray(values, np.float32),
+                np.asarray(indices, np.int64),
+                np.asarray(indptr, np.int64),
+            ),
+            shape=(len(indptr) - 1, dim),
+        )
         return cls.from_scipy(matrix, vocab)
 
     # ------------------------------------------------------------------ conversion
@@ -297,9 +323,9 @@ class SparseVectors:
         """A scipy CSR matrix sharing these arrays (no copy)."""
         return sp.csr_matrix((self.values, self.indices, self.indptr), shape=self.shape)
 
-    def to_dense(self) -> np.ndarray:
+    def to_dense(self) -> npt.NDArray[np.float32]:
         """A dense (n, dim) float32 array. Mind the memory: n × dim floats."""
-        return self.to_scipy().toarray()
+        return np.asarray(self.to_scipy().toarray(), dtype=np.float32)  # no copy: float32 already
 
     def to_torch(self) -> torch.Tensor:
         """A coalesced torch sparse COO tensor of shape (n, dim)."""
@@ -307,9 +333,13 @@ class SparseVectors:
 
         rows = np.repeat(np.arange(self.n, dtype=np.int64), self.active_dims())
         coords = torch.from_numpy(np.stack([rows, self.indices.astype(np.int64)]))
-        return torch.sparse_coo_tensor(coords, torch.from_numpy(self.values.copy()),
-                                       size=self.shape, is_coalesced=True,
-                                       check_invariants=False)
+        return torch.sparse_coo_tensor(
+            coords,
+            torch.from_numpy(self.values.copy()),
+            size=self.shape,
+            is_coalesced=True,
+            check_invariants=False,
+        )
 
     def to_dicts(self, vocab: Sequence[str] | None = None) -> list[dict[Any, float]]:
         """One ``{token: weight}`` dict per row (``{index: weight}`` without a vocab)."""
@@ -339,7 +369,7 @@ class SparseVectors:
         np.cumsum(new_active, out=indptr[1:])
         return self._like(indptr, self.indices[keep], self.values[keep])
 
-    def dot(self, other: SparseVectors) -> np.ndarray:
+    def dot(self, other: SparseVectors) -> npt.NDArray[np.float32]:
         """Dense (self.n, other.n) matrix of dot products."""
         self.check_compatible(other)
         return np.asarray((self.to_scipy() @ other.to_scipy().T).toarray(), dtype=np.float32)
@@ -350,6 +380,22 @@ class SparseVectors:
             raise DimensionMismatchError(f"dim {self.dim} does not match dim {other.dim}")
         if self.vocab is not None and other.vocab is not None and self.vocab != other.vocab:
             raise VocabularyMismatchError("the two batches were made with different vocabularies")
+
+
+@dataclass(frozen=True)
+class TermStats:
+    """Document frequencies of a collection: ``doc_freq[j]`` of its ``n_docs`` rows hold term ``j``.
+
+    What corpus-side sparsity statistics need (mean active dims, FLOPS) without the vectors.
+    """
+
+    n_docs: int
+    doc_freq: np.ndarray
+
+    @property
+    def mean_active_dims(self) -> float:
+        """Mean non-zeros per document (0.0 for an empty collection)."""
+        return float(self.doc_freq.sum() / self.n_docs) if self.n_docs else 0.0
 
 
 def save_npz(path: str | Path, vectors: SparseVectors, ids: Sequence[Any] | None = None) -> None:
@@ -367,14 +413,17 @@ def save_npz(path: str | Path, vectors: SparseVectors, ids: Sequence[Any] | None
             raise InvalidVectorsError(f"{len(ids)} ids for {vectors.n} vectors")
         arrays["ids"] = np.array([str(i) for i in ids], dtype=str)
     with open(path, "wb") as f:
-        np.savez(f, **arrays)
+        # numpy's stub types savez's ``allow_pickle: bool`` keyword (numpy >= 2.1) beside
+        # ``**kwds``, so mypy checks the unpacked dict against both; every value is an array.
+        np.savez(f, **arrays)  # type: ignore[arg-type]
 
 
 def load_npz(path: str | Path) -> tuple[SparseVectors, list[str] | None]:
     """Read a file written by :func:`save_npz`: (vectors, ids or None)."""
     with np.load(path, allow_pickle=False) as data:
         vocab = data["vocab"].tolist() if "vocab" in data else None
-        vectors = SparseVectors(data["indptr"], data["indices"], data["values"],
-                                int(data["dim"]), vocab)
+        vectors = SparseVectors(
+            data["indptr"], data["indices"], data["values"], int(data["dim"]), vocab
+        )
         ids = data["ids"].tolist() if "ids" in data else None
     return vectors, ids

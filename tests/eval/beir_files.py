@@ -28,5 +28,6 @@ def mini_beir(source: Path, root: Path, n_queries: int, n_docs: int) -> Path:
     ds = load_beir(source)
     queries = dict(list(ds.queries.items())[:n_queries])
     doc_ids = list(ds.corpus)[:n_docs] + [d for q in queries for d in ds.qrels[q]]
-    return write_beir(root, {d: ds.corpus[d] for d in doc_ids}, queries,
-                      {q: ds.qrels[q] for q in queries})
+    return write_beir(
+        root, {d: ds.corpus[d] for d in doc_ids}, queries, {q: ds.qrels[q] for q in queries}
+    )

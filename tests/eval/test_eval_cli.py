@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from sparsearch.cli import main
 from sparsearch.eval import load_beir
 
 from .beir_files import mini_beir
 
 
+@pytest.mark.real_model
 def test_eval_command_prints_a_table_and_writes_json(shared_data, tmp_path, capsys):
     out = tmp_path / "r.json"
     data = [str(shared_data / "cranfield"), str(shared_data / "cacm")]
@@ -24,11 +27,13 @@ def test_eval_command_prints_a_table_and_writes_json(shared_data, tmp_path, caps
     assert result["mean"]["ndcg@10"] > 0
 
 
+@pytest.mark.real_model
 def test_eval_command_needs_a_model(shared_data, capsys):
     assert main(["eval", "--data", str(shared_data / "cacm")]) == 2
     assert "--model, --dense" in capsys.readouterr().err
 
 
+@pytest.mark.real_model
 def test_demo_explains_hits_with_matching_tokens(shared_data, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SPARSEARCH_CACHE", str(tmp_path / "cache"))
     data = mini_beir(shared_data / "scifact", tmp_path / "mini", n_queries=3, n_docs=30)
@@ -40,6 +45,7 @@ def test_demo_explains_hits_with_matching_tokens(shared_data, tmp_path, capsys, 
     assert "ndcg@10" in printed
 
 
+@pytest.mark.real_model
 def test_eval_command_builds_the_fused_pipeline_it_is_asked_for():
     from sparsearch.cli import build_parser
     from sparsearch.cli.eval import build_retriever
@@ -61,9 +67,10 @@ def test_eval_command_builds_the_fused_pipeline_it_is_asked_for():
             "0.3",
             "--data",
             "unused",
+            "--no-cache",
         ]
     )
-    pipeline = build_retriever(args)
+    pipeline = build_retriever(args)({"d1": "sparse retrieval", "d2": "dense vectors"})
     assert isinstance(pipeline, Pipeline)
     assert [type(r) for r in pipeline.retrievers] == [BM25Retriever, DenseRetriever]
     assert isinstance(pipeline.fusion, LinearFusion)

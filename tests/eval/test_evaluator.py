@@ -24,16 +24,17 @@ def test_identical_ids_are_kept_by_default_and_dropped_on_request(tmp_path):
     data = write_beir(
         tmp_path / "args", corpus, {"1": "argument about nuclear power plants"}, {"1": {"2": 1}}
     )
-    kept = evaluate_retriever(BM25Retriever(), data, k=10)
-    dropped = evaluate_retriever(BM25Retriever(), data, k=10, ignore_identical_ids=True)
+    kept = evaluate_retriever(BM25Retriever, data, k=10)
+    dropped = evaluate_retriever(BM25Retriever, data, k=10, ignore_identical_ids=True)
     assert kept["mrr@10"] == 0.5  # the query's own document ranks first
     assert dropped["mrr@10"] == 1.0
 
 
+@pytest.mark.real_model
 def test_multi_dataset_evaluator_reports_each_set_and_the_mean(shared_data, tmp_path):
     out = tmp_path / "many.json"
     result = evaluate_many(
-        BM25Retriever(), [shared_data / "cranfield", shared_data / "cacm"], k=10, output_path=out
+        BM25Retriever, [shared_data / "cranfield", shared_data / "cacm"], k=10, output_path=out
     )
     rows = result["datasets"]
     assert [r["dataset"] for r in rows] == ["cranfield", "cacm"]
@@ -56,6 +57,7 @@ def test_flops_and_active_dims_follow_the_splade_definition():
     assert stats["doc_active_dims"] == pytest.approx(d_active.sum(1).mean())
 
 
+@pytest.mark.real_model
 def test_encoded_corpus_is_cached_by_content_hash(shared_data, tmp_path):
     data = mini_beir(shared_data / "scifact", tmp_path / "mini", n_queries=5, n_docs=40)
     cache = tmp_path / "cache"
@@ -68,12 +70,19 @@ def test_encoded_corpus_is_cached_by_content_hash(shared_data, tmp_path):
     assert first["doc_active_dims"] > first["query_active_dims"] > 0
     assert first["flops"] > 0
 
-    fast = evaluate("rasyosef/splade-tiny", data, k=10, cache_dir=cache, show_progress_bar=False,
-                    precision="bfloat16")
+    fast = evaluate(
+        "rasyosef/splade-tiny",
+        data,
+        k=10,
+        cache_dir=cache,
+        show_progress_bar=False,
+        precision="bfloat16",
+    )
     assert len(list(cache.glob("*.npz"))) == 2  # its own cache entry, never the float32 vectors
     assert fast["flops"] != first["flops"]
 
 
+@pytest.mark.real_model
 @pytest.mark.slow
 def test_splade_tiny_reproduces_scifact_ndcg_at_10(shared_data, tmp_path):
     """Reference: sentence-transformers + pytrec_eval, exact search, whole SciFact test: 0.6466.

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from sparsearch.errors import InvalidInputError
 from sparsearch.eval import evaluate_run, load_beir
-from sparsearch.hybrid import BM25Retriever, cut
+from sparsearch.hybrid import BM25Retriever
+from sparsearch.run import Run
 
 CUTS = (1, 3, 5, 10, 100)
 TREC_NAMES = {
@@ -24,20 +25,23 @@ SETS = ["scifact", "nfcorpus-partial", "trec-dl19-pool", "cranfield", "cacm"]
 def assert_equal_to_pytrec_eval(run, qrels, cuts=CUTS) -> int:
     """Compare every metric of every query; returns how many queries were compared.
 
+    Ours consume the :class:`Run` arrays; pytrec_eval gets the same run as a dict.
+
     Always the same cutoffs: pytrec_eval keeps measure parameters in trec_eval's global state,
     and evaluators built with different cutoff lists in one process can crash it.
     """
+    run = run if isinstance(run, Run) else Run.from_dict(run)
     ours = evaluate_run(run, qrels, k=cuts).to_dict()
     measures = {
         f"{name.split('_')[0]}_cut" if name.startswith(("ndcg", "map")) else name.split("_")[0]
         for name in TREC_NAMES.values()
     }
     measures = {f"{m}.{','.join(map(str, cuts))}" for m in measures}
-    reference = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
+    reference = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run.to_dict())
     assert ours.keys() == reference.keys()
     for k in cuts:
         # trec_eval has no recip_rank cut: score the run truncated to k instead
-        rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(cut(run, k))
+        rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(run.cut(k).to_dict())
         for qid in reference:
             assert ours[qid][f"mrr@{k}"] == pytest.approx(rr[qid]["recip_rank"], abs=1e-9), qid
             for ours_name, trec_name in TREC_NAMES.items():
@@ -47,12 +51,11 @@ def assert_equal_to_pytrec_eval(run, qrels, cuts=CUTS) -> int:
     return len(reference)
 
 
+@pytest.mark.real_model
 @pytest.mark.parametrize("name", SETS)
 def test_metrics_equal_pytrec_eval_on_bm25_runs_of_every_dataset(shared_data, name):
     ds = load_beir(shared_data / name, "test")
-    bm25 = BM25Retriever()
-    bm25.index(ds.doc_texts())
-    run = bm25.retrieve(ds.queries, k=100)
+    run = BM25Retriever(ds.doc_texts()).retrieve(ds.queries, k=100).run
     assert assert_equal_to_pytrec_eval(run, ds.qrels) == len(ds.qrels)
 
 

@@ -27,8 +27,13 @@ def sparse_batches(draw, n_min=0, n_max=40, dim=24, nnz_max=8, weights=None):
     return SparseVectors.from_dicts(rows, dim=dim) if rows else SparseVectors.empty(dim)
 
 
-def brute_force(docs: SparseVectors, ids: list, queries: SparseVectors, k: int,
-                allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def brute_force(
+    docs: SparseVectors,
+    ids: list,
+    queries: SparseVectors,
+    k: int,
+    allowed: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-k by dot product over ``docs`` (rows in insertion order): (ids n×k, scores n×k).
 
     A document matches a query when they share a term; ties go to the earlier row; rows with
@@ -40,8 +45,9 @@ def brute_force(docs: SparseVectors, ids: list, queries: SparseVectors, k: int,
     if docs.n == 0:
         return out_ids, out_scores
     scores = np.asarray((queries.to_scipy() @ docs.to_scipy().T).toarray(), np.float32)
-    q_pattern = sp.csr_matrix((np.ones(queries.nnz), queries.indices, queries.indptr),
-                              shape=queries.shape)
+    q_pattern = sp.csr_matrix(
+        (np.ones(queries.nnz), queries.indices, queries.indptr), shape=queries.shape
+    )
     d_pattern = sp.csr_matrix((np.ones(docs.nnz), docs.indices, docs.indptr), shape=docs.shape)
     matched = (q_pattern @ d_pattern.T).toarray() > 0
     if allowed is not None:

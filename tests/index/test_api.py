@@ -7,11 +7,13 @@ import pytest
 
 from sparsearch.errors import (
     DimensionMismatchError,
+    DuplicateIdError,
     InvalidInputError,
     UnknownIdError,
     VocabularyMismatchError,
 )
-from sparsearch.index import DuplicateIdError, SparseIndex
+from sparsearch.index import SparseIndex
+from sparsearch.search import SearchParams
 from sparsearch.sparse import SparseVectors
 
 VOCAB = ("alpha", "beta", "gamma", "delta")
@@ -24,8 +26,11 @@ def vecs(*rows, vocab=VOCAB):
 @pytest.fixture
 def index():
     index = SparseIndex()
-    index.add(["a", 7, "c"], vecs({"alpha": 1.0}, {"alpha": 1.0, "beta": 1.0}, {"beta": 3.0}),
-              payloads=[{"n": 1}, None, {"n": 3}])
+    index.add(
+        ["a", 7, "c"],
+        vecs({"alpha": 1.0}, {"alpha": 1.0, "beta": 1.0}, {"beta": 3.0}),
+        payloads=[{"n": 1}, None, {"n": 3}],
+    )
     return index
 
 
@@ -44,7 +49,7 @@ def test_ties_follow_insertion_order_even_after_upsert(index):
 
 
 def test_payloads_come_back_with_hits(index):
-    hits = index.search(vecs({"beta": 1.0}), k=3, return_payloads=True)
+    hits = index.search(vecs({"beta": 1.0}), k=3, params=SearchParams(return_payloads=True))
     assert hits.ids.tolist() == [["c", 7, None]]
     assert hits.payloads.tolist() == [[{"n": 3}, None, None]]
     assert index.search(vecs({"beta": 1.0})).payloads is None
@@ -119,6 +124,9 @@ def test_threads_give_the_same_hits_as_one_thread():
     queries = SparseVectors.from_dense(rng.random((37, 50)) * (rng.random((37, 50)) < 0.2))
     index = SparseIndex()
     index.add(list(range(400)), docs)
-    one, many = index.search(queries, k=10, n_threads=1), index.search(queries, k=10, n_threads=4)
+    one, many = (
+        index.search(queries, k=10, params=SearchParams(threads=1)),
+        index.search(queries, k=10, params=SearchParams(threads=4)),
+    )
     assert one.ids.tolist() == many.ids.tolist()
     np.testing.assert_array_equal(one.scores, many.scores)

@@ -1,4 +1,4 @@
-"""`sparsearch index` and `sparsearch search` end to end: vectors files and a real model."""
+"""`sparsearch index` and `sparsearch search` end to end: vectors files and a (tiny) model."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from sparsearch.cli import main
 from sparsearch.index import SparseIndex
 from sparsearch.sparse import SparseVectors, save_npz
+from tests.conftest import write_tiny_beir
 
 
 def random_vectors(seed: int, n: int, dim: int = 50) -> SparseVectors:
@@ -25,15 +26,43 @@ def test_index_and_search_vectors_files(tmp_path, capsys):
     assert "indexed 300 documents" in capsys.readouterr().out
     want = SparseIndex.open(tmp_path / "idx").search(queries, k=5)
 
-    assert main(["search", str(tmp_path / "idx"), "--vectors", str(tmp_path / "queries.npz"),
-                 "-k", "5", "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                str(tmp_path / "idx"),
+                "--vectors",
+                str(tmp_path / "queries.npz"),
+                "-k",
+                "5",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [row["query"] for row in lines] == ["q1", "q2", "q3", "q4"]
     assert [[hit["id"] for hit in row["hits"]] for row in lines] == want.ids.tolist()
 
     run = tmp_path / "run.trec"
-    assert main(["search", str(tmp_path / "idx"), "--vectors", str(tmp_path / "queries.npz"),
-                 "-k", "5", "--format", "trec", "--output", str(run)]) == 0
+    assert (
+        main(
+            [
+                "search",
+                str(tmp_path / "idx"),
+                "--vectors",
+                str(tmp_path / "queries.npz"),
+                "-k",
+                "5",
+                "--format",
+                "trec",
+                "--output",
+                str(run),
+            ]
+        )
+        == 0
+    )
     rows = [line.split() for line in run.read_text().splitlines()]
     assert len(rows) == 20 and rows[0][:4] == ["q1", "Q0", want.ids[0, 0], "1"]
     assert float(rows[0][4]) == pytest.approx(float(want.scores[0, 0]))
@@ -44,18 +73,43 @@ def test_index_and_search_vectors_files(tmp_path, capsys):
     assert main(["search", str(tmp_path / "idx"), "some text"]) == 2  # no --model
 
 
-@pytest.mark.slow
-def test_index_beir_corpus_with_a_real_model_and_search_text(tmp_path, capsys, shared_data):
-    lines = (shared_data / "scifact" / "corpus.jsonl").read_text().splitlines()[:40]
-    (tmp_path / "beir").mkdir()
-    (tmp_path / "beir" / "corpus.jsonl").write_text("\n".join(lines) + "\n")
-    model = "rasyosef/splade-tiny"
-    assert main(["index", str(tmp_path / "beir"), str(tmp_path / "idx"), "--model", model,
-                 "--chunk", "16", "--no-progress"]) == 0
+def test_index_beir_corpus_with_a_model_and_search_text(tmp_path, capsys, tiny_model_dir):
+    beir = write_tiny_beir(tmp_path / "beir")
+    lines = (beir / "corpus.jsonl").read_text().splitlines()
+    model = str(tiny_model_dir)
+    assert (
+        main(
+            [
+                "index",
+                str(beir),
+                str(tmp_path / "idx"),
+                "--model",
+                model,
+                "--chunk",
+                "5",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     query = "cancer cells and gene expression"
-    assert main(["search", str(tmp_path / "idx"), query, "--model", model, "-k", "3",
-                 "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                str(tmp_path / "idx"),
+                query,
+                "--model",
+                model,
+                "-k",
+                "3",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     got = json.loads(capsys.readouterr().out)
 
     from sparsearch.models import SparseEncoder

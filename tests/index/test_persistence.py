@@ -13,6 +13,7 @@ import pytest
 
 from sparsearch.errors import IndexCorruptError, VocabularyMismatchError
 from sparsearch.index import SparseIndex, storage
+from sparsearch.search import SearchParams
 from sparsearch.sparse import SparseVectors
 
 DIM = 40
@@ -27,8 +28,9 @@ def random_docs(rng: np.random.Generator, n: int) -> SparseVectors:
 def build(path: Path) -> SparseIndex:
     rng = np.random.default_rng(0)
     index = SparseIndex(path)
-    index.add([f"d{i}" for i in range(60)], random_docs(rng, 60),
-              payloads=[{"i": i} for i in range(60)])
+    index.add(
+        [f"d{i}" for i in range(60)], random_docs(rng, 60), payloads=[{"i": i} for i in range(60)]
+    )
     index.add(list(range(30)), random_docs(rng, 30))
     index.delete(["d3", 4])
     index.save()
@@ -38,8 +40,11 @@ def build(path: Path) -> SparseIndex:
 def same_index(a: SparseIndex, b: SparseIndex) -> None:
     assert a.ids() == b.ids()
     queries = random_docs(np.random.default_rng(9), 8)
-    ha, hb = a.search(queries, k=7, return_payloads=True), b.search(queries, k=7,
-                                                                    return_payloads=True)
+    with_payloads = SearchParams(return_payloads=True)
+    ha, hb = (
+        a.search(queries, k=7, params=with_payloads),
+        b.search(queries, k=7, params=with_payloads),
+    )
     assert ha.ids.tolist() == hb.ids.tolist()
     assert ha.payloads.tolist() == hb.payloads.tolist()
     np.testing.assert_array_equal(ha.scores, hb.scores)
@@ -53,13 +58,19 @@ def test_save_and_open_round_trip_memory_mapped(tmp_path):
     assert opened.vocab == VOCAB and opened.stats()["deleted"] == 2
     same_index(index, SparseIndex.open(tmp_path / "idx", mmap=False))
     same_index(index, SparseIndex(tmp_path / "idx"))  # a path holding an index opens it
-    manifest = json.loads((tmp_path / "idx" / json.loads(
-        (tmp_path / "idx" / "CURRENT").read_text().splitlines()[0])["manifest"]).read_text())
+    manifest = json.loads(
+        (
+            tmp_path
+            / "idx"
+            / json.loads((tmp_path / "idx" / "CURRENT").read_text().splitlines()[0])["manifest"]
+        ).read_text()
+    )
     assert manifest["format_version"] == storage.FORMAT_VERSION and manifest["dim"] == DIM
     assert manifest["counts"]["documents"] == len(index)
     with pytest.raises(VocabularyMismatchError):
-        opened.search(SparseVectors.from_dicts([{0: 1.0}], dim=DIM,
-                                               vocab=tuple(f"x{i}" for i in range(DIM))))
+        opened.search(
+            SparseVectors.from_dicts([{0: 1.0}], dim=DIM, vocab=tuple(f"x{i}" for i in range(DIM)))
+        )
 
 
 def test_updates_after_open_commit_and_old_files_are_collected(tmp_path):
@@ -160,7 +171,8 @@ def test_killed_writer_always_leaves_the_last_committed_state(tmp_path):
         for s in range(max(1, step - 1), step + 1):  # the vectors are the committed ones too
             ids, vectors, deleted, _ = step_ops(s)
             kept = [i for i, doc_id in enumerate(ids) if doc_id in set(got)]
-            np.testing.assert_array_equal(opened.get([ids[i] for i in kept]).to_dense(),
-                                          vectors[np.array(kept)].to_dense())
+            np.testing.assert_array_equal(
+                opened.get([ids[i] for i in kept]).to_dense(), vectors[np.array(kept)].to_dense()
+            )
         trials += 1
     assert trials >= 50

@@ -7,7 +7,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sparsearch.index import Filter, SparseIndex
+from sparsearch.index import SparseIndex
+from sparsearch.search import Filter, SearchParams
 from sparsearch.sparse import SparseVectors
 from tests.index.brute import assert_same_hits, brute_force, sparse_batches
 
@@ -27,14 +28,21 @@ class Model:
 
     def expect(self, queries, k, allowed_ids=None, payload=None):
         ids = list(self.docs)
-        vectors = (SparseVectors.concat([v for v, _ in self.docs.values()]) if ids
-                   else SparseVectors.empty(DIM))
+        vectors = (
+            SparseVectors.concat([v for v, _ in self.docs.values()])
+            if ids
+            else SparseVectors.empty(DIM)
+        )
         allowed = None
         if allowed_ids is not None or payload:
-            allowed = np.array([
-                (allowed_ids is None or doc_id in allowed_ids)
-                and all(p.get(key) == value for key, value in (payload or {}).items())
-                for doc_id, (_, p) in self.docs.items()], bool)
+            allowed = np.array(
+                [
+                    (allowed_ids is None or doc_id in allowed_ids)
+                    and all(p.get(key) == value for key, value in (payload or {}).items())
+                    for doc_id, (_, p) in self.docs.items()
+                ],
+                bool,
+            )
         return brute_force(vectors, ids, queries, k, allowed)
 
 
@@ -46,8 +54,9 @@ def operations(draw):
         kind = draw(st.sampled_from(["add", "add", "upsert", "delete", "compact"]))
         if kind in ("add", "upsert"):
             vectors = draw(sparse_batches(n_min=1, n_max=25, dim=DIM))
-            ids = draw(st.lists(st.integers(0, 60), min_size=vectors.n, max_size=vectors.n,
-                                unique=True))
+            ids = draw(
+                st.lists(st.integers(0, 60), min_size=vectors.n, max_size=vectors.n, unique=True)
+            )
             payloads = [{"color": draw(st.sampled_from(["red", "blue"]))} for _ in ids]
             ops.append((kind, ids, vectors, payloads))
         elif kind == "delete":
@@ -80,22 +89,30 @@ def apply(index: SparseIndex, model: Model, ops) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(ops=operations(), queries=sparse_batches(n_min=1, n_max=5, dim=DIM),
-       k=st.integers(1, 12), data=st.data())
+@given(
+    ops=operations(),
+    queries=sparse_batches(n_min=1, n_max=5, dim=DIM),
+    k=st.integers(1, 12),
+    data=st.data(),
+)
 def test_search_after_any_operations_equals_brute_force(ops, queries, k, data):
     index = SparseIndex(dim=DIM, max_segments=3)
     model = Model()
     apply(index, model, ops)
     assert len(index) == len(model.docs)
     threads = data.draw(st.sampled_from([1, 2]))
-    assert_same_hits(index.search(queries, k=k, n_threads=threads), *model.expect(queries, k))
+    assert_same_hits(
+        index.search(queries, k=k, params=SearchParams(threads=threads)), *model.expect(queries, k)
+    )
 
     allowed = set(data.draw(st.lists(st.integers(0, 60), max_size=30)))
-    assert_same_hits(index.search(queries, k=k, filter=Filter(ids=allowed)),
-                     *model.expect(queries, k, allowed_ids=allowed))
+    assert_same_hits(
+        index.search(queries, k=k, params=SearchParams(filter=Filter(ids=allowed))),
+        *model.expect(queries, k, allowed_ids=allowed),
+    )
     color = data.draw(st.sampled_from(["red", "blue"]))
-    hits = index.search(queries, k=k, filter={"payload": {"color": color}},
-                        return_payloads=True)
+    params = SearchParams(filter={"payload": {"color": color}}, return_payloads=True)
+    hits = index.search(queries, k=k, params=params)
     assert_same_hits(hits, *model.expect(queries, k, payload={"color": color}))
     assert all(p is None or p == {"color": color} for p in hits.payloads.ravel())
     assert [p is None for p in hits.payloads.ravel()] == [i is None for i in hits.ids.ravel()]
@@ -109,8 +126,11 @@ def test_operations_equal_an_index_built_fresh_from_live_documents(ops, queries)
     apply(index, model, ops)
     fresh = SparseIndex(dim=DIM)
     if model.docs:
-        fresh.add(list(model.docs), SparseVectors.concat([v for v, _ in model.docs.values()]),
-                  [p for _, p in model.docs.values()])
+        fresh.add(
+            list(model.docs),
+            SparseVectors.concat([v for v, _ in model.docs.values()]),
+            [p for _, p in model.docs.values()],
+        )
     a, b = index.search(queries, k=5), fresh.search(queries, k=5)
     assert a.ids.tolist() == b.ids.tolist()
     np.testing.assert_array_equal(a.scores, b.scores)

@@ -1,4 +1,5 @@
-"""Session fixtures for the encoder tests: real models from the offline cache, real SciFact text."""
+"""Session fixtures for the encoder tests: the real models from the offline cache and real SciFact
+text (for the parity tests, marked ``real_model``); the tiny random model lives in tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -9,17 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-SCIFACT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "scifact"
-IDF_JSON = (Path(__file__).resolve().parents[2].parent / "shared" / "models"
-            / "opensearch-bert-uncased-idf" / "idf.json")
+from tests.conftest import real_model
+
 SPLADE = "rasyosef/splade-tiny"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
-SENTENCES = [
-    "The weather is so nice!",
-    "It's so sunny outside.",
-    "He's driving to the movie theater.",
-    "She's going to the cinema.",
-]
 
 torch.set_num_threads(2)
 
@@ -30,34 +24,36 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def scifact_docs() -> list[str]:
+def scifact_docs(shared_data) -> list[str]:
     """The first 500 SciFact documents, as (title + " " + text).strip()."""
-    rows = read_jsonl(SCIFACT / "corpus.jsonl")[:500]
+    rows = read_jsonl(shared_data / "scifact" / "corpus.jsonl")[:500]
     return [(r["title"] + " " + r["text"]).strip() for r in rows]
 
 
 @pytest.fixture(scope="session")
-def scifact_queries() -> list[str]:
+def scifact_queries(shared_data) -> list[str]:
     """The 300 SciFact test queries."""
-    with open(SCIFACT / "qrels" / "test.tsv", encoding="utf-8") as f:
+    scifact = shared_data / "scifact"
+    with open(scifact / "qrels" / "test.tsv", encoding="utf-8") as f:
         ids = {line.split("\t")[0] for line in list(f)[1:]}
-    queries = [q["text"] for q in read_jsonl(SCIFACT / "queries.jsonl") if q["_id"] in ids]
+    queries = [q["text"] for q in read_jsonl(scifact / "queries.jsonl") if q["_id"] in ids]
     assert len(queries) == 300
     return queries
 
 
 @pytest.fixture(scope="session")
 def splade():
+    """The real rasyosef/splade-tiny (parity tests only; shared by the session: do not mutate)."""
     from sparsearch.models import SparseEncoder
 
-    return SparseEncoder(SPLADE)
+    return SparseEncoder(real_model(SPLADE))
 
 
 @pytest.fixture(scope="session")
 def st_splade():
     from sentence_transformers import SparseEncoder
 
-    return SparseEncoder(SPLADE).eval()
+    return SparseEncoder(real_model(SPLADE)).eval()
 
 
 def st_dense(model, texts: list[str], task: str = "document", **kwargs) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -23,9 +25,10 @@ from sparsearch.models import (
     SpladePooling,
     Transformer,
 )
-from tests.models.conftest import IDF_JSON, MINILM, SENTENCES, SPLADE, assert_same_vectors, st_dense
+from tests.conftest import SENTENCES, real_model
+from tests.models.conftest import MINILM, SPLADE, assert_same_vectors, st_dense
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.real_model]
 
 
 def _texts(scifact_queries, scifact_docs):
@@ -37,8 +40,9 @@ def _assert_same_model(ours: SparseEncoder, theirs: STEncoder, queries, docs) ->
     assert_same_vectors(ours.encode_document(docs), st_dense(theirs, docs))
 
 
-def test_plain_splade_saved_by_us_loads_in_sentence_transformers(splade, tmp_path,
-                                                                 scifact_queries, scifact_docs):
+def test_plain_splade_saved_by_us_loads_in_sentence_transformers(
+    splade, tmp_path, scifact_queries, scifact_docs
+):
     splade.save(tmp_path / "m")
     assert (tmp_path / "m" / "modules.json").is_file()
     theirs = STEncoder(str(tmp_path / "m"))
@@ -47,17 +51,19 @@ def test_plain_splade_saved_by_us_loads_in_sentence_transformers(splade, tmp_pat
     assert reloaded.vocab == splade.vocab and reloaded.max_seq_length == splade.max_seq_length
 
 
-def _ours_inference_free() -> SparseEncoder:
-    mlm = MLMTransformer(SPLADE)
-    static = SparseStaticEmbedding.from_json(IDF_JSON, tokenizer=mlm.tokenizer, frozen=True)
+def _ours_inference_free(idf_json: Path) -> SparseEncoder:
+    mlm = MLMTransformer(real_model(SPLADE))
+    static = SparseStaticEmbedding.from_json(idf_json, tokenizer=mlm.tokenizer, frozen=True)
     router = Router.for_query_document(
-        [static], [mlm, SpladePooling("max", "relu", embedding_dimension=mlm.vocab_size)])
+        [static], [mlm, SpladePooling("max", "relu", embedding_dimension=mlm.vocab_size)]
+    )
     return SparseEncoder(modules=[router], similarity_fn_name="dot")
 
 
-def test_inference_free_saved_by_us_loads_in_sentence_transformers(tmp_path, scifact_queries,
-                                                                   scifact_docs):
-    ours = _ours_inference_free()
+def test_inference_free_saved_by_us_loads_in_sentence_transformers(
+    tmp_path, scifact_queries, scifact_docs, idf_json
+):
+    ours = _ours_inference_free(idf_json)
     ours.save(tmp_path / "if")
     theirs = STEncoder(str(tmp_path / "if"))
     assert theirs.similarity_fn_name == "dot"
@@ -69,12 +75,14 @@ def test_inference_free_saved_by_us_loads_in_sentence_transformers(tmp_path, sci
     assert np.allclose(q.values, idf[q.indices]) and q.nnz == 2
 
 
-def test_inference_free_saved_by_sentence_transformers_loads_in_ours(tmp_path, scifact_queries,
-                                                                     scifact_docs):
-    doc = STTransformer(SPLADE, transformer_task="fill-mask")
-    static = STStatic.from_json(str(IDF_JSON), tokenizer=doc.tokenizer, frozen=False)
-    router = STRouter.for_query_document(query_modules=[static],
-                                         document_modules=[doc, STSpladePooling("max")])
+def test_inference_free_saved_by_sentence_transformers_loads_in_ours(
+    tmp_path, scifact_queries, scifact_docs, idf_json
+):
+    doc = STTransformer(real_model(SPLADE), transformer_task="fill-mask")
+    static = STStatic.from_json(str(idf_json), tokenizer=doc.tokenizer, frozen=False)
+    router = STRouter.for_query_document(
+        query_modules=[static], document_modules=[doc, STSpladePooling("max")]
+    )
     theirs = STEncoder(modules=[router], similarity_fn_name="dot")
     theirs.save(str(tmp_path / "st_if"))
     ours = SparseEncoder(tmp_path / "st_if")
@@ -102,7 +110,7 @@ def csr_texts(scifact_queries):
 
 def test_csr_built_in_sentence_transformers_loads_in_ours(tmp_path, csr_texts):
     torch.manual_seed(0)
-    dense = STTransformer(MINILM)
+    dense = STTransformer(real_model(MINILM))
     sae = STAutoEncoder(input_dim=384, hidden_dim=1536, k=16, k_aux=128)
     _randomize_biases(sae)
     theirs = STEncoder(modules=[dense, STPooling(384, "mean"), sae])
@@ -116,7 +124,7 @@ def test_csr_built_in_ours_loads_in_sentence_transformers(tmp_path, csr_texts):
     torch.manual_seed(0)
     sae = SparseAutoEncoder(384, hidden_dim=1024, k=8, k_aux=64, normalize=True)
     _randomize_biases(sae)
-    ours = SparseEncoder(modules=[Transformer(MINILM), Pooling(384, "mean"), sae])
+    ours = SparseEncoder(modules=[Transformer(real_model(MINILM)), Pooling(384, "mean"), sae])
     ours.save(tmp_path / "csr")
     theirs = STEncoder(str(tmp_path / "csr"))
     assert theirs.max_active_dims == 8

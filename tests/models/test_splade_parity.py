@@ -8,7 +8,7 @@ from sentence_transformers.util import select_max_active_dims
 
 from tests.models.conftest import assert_same_vectors, st_dense
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.real_model]
 
 
 @pytest.fixture(scope="session")
@@ -32,8 +32,9 @@ def test_queries_match_sentence_transformers(splade, scifact_queries, st_queries
 
 
 @pytest.mark.parametrize("k", [16])
-def test_max_active_dims_matches_sentence_transformers(splade, scifact_queries, scifact_docs,
-                                                       st_queries, st_docs, k):
+def test_max_active_dims_matches_sentence_transformers(
+    splade, scifact_queries, scifact_docs, st_queries, st_docs, k
+):
     # For a SPLADE model, sentence-transformers applies max_active_dims with select_max_active_dims
     # on each encoded batch; applying it to the whole output is the same computation.
     queries = splade.encode_query(scifact_queries, max_active_dims=k)

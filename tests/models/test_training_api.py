@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from sparsearch.models import Router, SparseEncoder, SparseStaticEmbedding, SpladePooling
-from tests.models.conftest import IDF_JSON, SENTENCES, SPLADE
+from sparsearch.models import SparseEncoder, SpladePooling
+from tests.conftest import SENTENCES
 
 
+@pytest.mark.real_model  # parity with sentence-transformers on the real splade-tiny
 def test_forward_matches_sentence_transformers_with_gradients(splade, st_splade):
     features = splade.tokenize(SENTENCES)
     out = splade(features)["sentence_embedding"]
@@ -26,15 +27,15 @@ def test_forward_matches_sentence_transformers_with_gradients(splade, st_splade)
     assert torch.allclose(fast, out.detach(), atol=1e-5)
 
 
-def test_router_follows_the_task():
-    from sparsearch.models import MLMTransformer
-
-    mlm = MLMTransformer(SPLADE)
-    static = SparseStaticEmbedding.from_json(IDF_JSON, tokenizer=mlm.tokenizer)
-    model = SparseEncoder(modules=[Router.for_query_document([static], [mlm, SpladePooling()])])
+def test_router_follows_the_task(tiny_inference_free):
+    model = tiny_inference_free
+    static, mlm = model[0].sub_modules["query"][0], model[0].sub_modules["document"][0]
     queries = model(model.tokenize(SENTENCES, task="query"), task="query")["sentence_embedding"]
     queries.sum().backward()
-    assert static.weight.grad is not None and mlm.auto_model.get_output_embeddings().weight.grad is None
+    assert (
+        static.weight.grad is not None
+        and mlm.auto_model.get_output_embeddings().weight.grad is None
+    )
     features = model.tokenize(SENTENCES, task="document")
     assert features["task"] == "document"
     docs = model(features)["sentence_embedding"]  # the task travels in the features
@@ -44,9 +45,11 @@ def test_router_follows_the_task():
 
 @pytest.mark.parametrize("strategy", ["max", "sum"])
 @pytest.mark.parametrize("activation", ["relu", "log1p_relu"])
-def test_chunked_inference_pooling_equals_full_logits(splade, strategy, activation):
+def test_chunked_inference_pooling_equals_full_logits(tiny_splade, strategy, activation):
     # chunk_size=7 makes texts straddle chunks; the full-logits path is the reference.
-    model = SparseEncoder(modules=[splade[0], SpladePooling(strategy, activation, chunk_size=7)])
+    model = SparseEncoder(
+        modules=[tiny_splade[0], SpladePooling(strategy, activation, chunk_size=7)]
+    )
     features = model.tokenize(SENTENCES + ["", "a much longer sentence about protein folding"])
     reference = model(dict(features))["sentence_embedding"].detach()  # gradients on: full logits
     with torch.inference_mode():

@@ -1,27 +1,50 @@
-"""Fixtures for the training tests: the real splade-tiny, small real-text datasets."""
+"""Fixtures for the training tests: hand-written (query, positive, negative) rows for the tiny
+random model, and the real splade-tiny (loaded once per session, copied per test)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import copy
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-IDF_JSON = SHARED / "models" / "opensearch-bert-uncased-idf" / "idf.json"
+from tests.conftest import TINY_DOCS, TINY_QUERIES, real_model
+
+SPLADE = "rasyosef/splade-tiny"
 
 
-@pytest.fixture()
-def splade_tiny():
+@pytest.fixture(scope="session")
+def tiny_pairs():
+    """32 distinct (query, positive, negative_1) rows over the tiny vocabulary."""
+    from datasets import Dataset
+
+    docs = list(TINY_DOCS.values())
+    rows = {"query": [], "positive": [], "negative_1": []}
+    for i, query in enumerate(TINY_QUERIES):
+        (title, text), (_, negative) = docs[i], docs[(i + 5) % len(docs)]
+        for q, positive in ((query, text), (f"{query} please", f"{title}: {text}")):
+            rows["query"].append(q)
+            rows["positive"].append(positive)
+            rows["negative_1"].append(negative if q == query else f"{negative} {title}")
+    return Dataset.from_dict(rows)
+
+
+@pytest.fixture(scope="session")
+def _splade_tiny():
     from sparsearch.models import SparseEncoder
 
-    model = SparseEncoder("rasyosef/splade-tiny")
+    model = SparseEncoder(real_model(SPLADE))
     model.max_seq_length = 24
     return model
 
 
 @pytest.fixture()
-def inference_free_model():
-    """splade-tiny on the document route, IDF static weights on the query route."""
+def splade_tiny(_splade_tiny):
+    """The real rasyosef/splade-tiny (max_seq_length 24); a fresh copy per test."""
+    return copy.deepcopy(_splade_tiny)
+
+
+@pytest.fixture(scope="session")
+def _inference_free_model(idf_json):
     from sparsearch.models import (
         MLMTransformer,
         Router,
@@ -30,26 +53,13 @@ def inference_free_model():
         SpladePooling,
     )
 
-    mlm = MLMTransformer("rasyosef/splade-tiny", max_seq_length=24)
-    static = SparseStaticEmbedding.from_json(IDF_JSON, mlm.tokenizer)
+    mlm = MLMTransformer(real_model(SPLADE), max_seq_length=24)
+    static = SparseStaticEmbedding.from_json(idf_json, mlm.tokenizer)
     router = Router.for_query_document([static], [mlm, SpladePooling()])
     return SparseEncoder(modules=[router])
 
 
-@pytest.fixture(scope="session")
-def scifact_pairs(shared_data):
-    """32 real (query, positive, negative_1) rows from SciFact train (BM25 negatives)."""
-    from datasets import Dataset
-
-    from sparsearch.eval.beir import load_beir
-    from sparsearch.train.mining import mine_hard_negatives
-
-    train = load_beir(shared_data / "scifact", "train")
-    docs = train.doc_texts()
-    rows = {"query": [], "positive": []}
-    for qid, judged in list(train.qrels.items())[:32]:
-        did = next(iter(judged))
-        rows["query"].append(train.queries[qid])
-        rows["positive"].append(docs[did][:300])
-    corpus = [text[:300] for text in list(docs.values())[:1500]] + rows["positive"]
-    return mine_hard_negatives(Dataset.from_dict(rows), corpus, "bm25", num_negatives=1, range_max=20)
+@pytest.fixture()
+def inference_free_model(_inference_free_model):
+    """Real splade-tiny on the document route, real IDF weights on the query route; a copy."""
+    return copy.deepcopy(_inference_free_model)

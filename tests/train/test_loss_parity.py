@@ -11,6 +11,9 @@ from sentence_transformers.sparse_encoder import SparseEncoder as STSparseEncode
 from sentence_transformers.sparse_encoder import losses as st_losses
 
 from sparsearch.train import losses as ours
+from tests.conftest import real_model
+
+pytestmark = pytest.mark.real_model  # parity with sentence-transformers on real models
 
 QUERIES = ["what causes rain", "python list sort", "capital of france", "how do vaccines work"]
 POSITIVES = [
@@ -35,7 +38,7 @@ NEGATIVES_2 = [
 
 @pytest.fixture(scope="module")
 def st_model() -> STSparseEncoder:
-    model = STSparseEncoder("rasyosef/splade-tiny")
+    model = STSparseEncoder(real_model("rasyosef/splade-tiny"))
     model.max_seq_length = 32
     return model
 
@@ -68,7 +71,9 @@ CASES = {
         None,
     ),
     "mnrl_scaled_cosine": (
-        lambda m: st_losses.SparseMultipleNegativesRankingLoss(m, scale=20.0, similarity_fct=_st_cos()),
+        lambda m: st_losses.SparseMultipleNegativesRankingLoss(
+            m, scale=20.0, similarity_fct=_st_cos()
+        ),
         lambda m: ours.SparseMultipleNegativesRankingLoss(m, scale=20.0, similarity="cosine"),
         [QUERIES, POSITIVES],
         None,
@@ -151,7 +156,9 @@ def test_loss_value_matches_sentence_transformers(st_model, name):
     with torch.no_grad():
         expected = st_loss_fn(st_model)(features, labels) if name.startswith(ST_FORWARD) else None
         if expected is None:  # the plain ST sparse losses refuse forward(); use their core
-            expected = st_loss_fn(st_model).compute_loss_from_embeddings(_embeddings(st_model, columns), labels)
+            expected = st_loss_fn(st_model).compute_loss_from_embeddings(
+                _embeddings(st_model, columns), labels
+            )
         got = our_loss_fn(st_model)(features, labels)
     if isinstance(expected, dict):
         assert set(got) == set(expected)
@@ -199,7 +206,9 @@ def test_one_sgd_step_changes_weights_like_sentence_transformers(st_model, name)
 def test_flops_loss_matches_sentence_transformers_with_threshold(st_model):
     embeddings = torch.cat(_embeddings(st_model, [POSITIVES, NEGATIVES]))
     for threshold in (None, 50, 80):
-        expected = st_losses.FlopsLoss(st_model, threshold=threshold).compute_loss_from_embeddings(embeddings)
+        expected = st_losses.FlopsLoss(st_model, threshold=threshold).compute_loss_from_embeddings(
+            embeddings
+        )
         got = ours.FlopsLoss(threshold=threshold).compute_loss_from_embeddings(embeddings)
         assert got.item() == pytest.approx(expected.item(), rel=1e-5)
 
@@ -213,18 +222,32 @@ def test_our_model_and_loss_match_sentence_transformers_end_to_end():
     """Our SparseEncoder + SpladeLoss vs ST's SparseEncoder + SpladeLoss, same weights."""
     from sparsearch.models import SparseEncoder
 
-    st = STSparseEncoder("rasyosef/splade-tiny")
+    st = STSparseEncoder(real_model("rasyosef/splade-tiny"))
     st.max_seq_length = 32
-    mine = SparseEncoder("rasyosef/splade-tiny")
+    mine = SparseEncoder(real_model("rasyosef/splade-tiny"))
     mine.max_seq_length = 32
     params = {}
     for model, loss_fn, tokenize in (
-        (st, lambda m: st_losses.SpladeLoss(m, st_losses.SparseMultipleNegativesRankingLoss(m),
-                                            document_regularizer_weight=3e-3, query_regularizer_weight=5e-3),
-         st.tokenize),
-        (mine, lambda m: ours.SpladeLoss(m, ours.SparseMultipleNegativesRankingLoss(m),
-                                         document_regularizer_weight=3e-3, query_regularizer_weight=5e-3),
-         mine.tokenize),
+        (
+            st,
+            lambda m: st_losses.SpladeLoss(
+                m,
+                st_losses.SparseMultipleNegativesRankingLoss(m),
+                document_regularizer_weight=3e-3,
+                query_regularizer_weight=5e-3,
+            ),
+            st.tokenize,
+        ),
+        (
+            mine,
+            lambda m: ours.SpladeLoss(
+                m,
+                ours.SparseMultipleNegativesRankingLoss(m),
+                document_regularizer_weight=3e-3,
+                query_regularizer_weight=5e-3,
+            ),
+            mine.tokenize,
+        ),
     ):
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
@@ -251,10 +274,16 @@ def test_csr_loss_matches_sentence_transformers():
     )
 
     torch.manual_seed(0)
-    backbone = STTransformer("sentence-transformers/all-MiniLM-L6-v2", max_seq_length=32)
-    model = STSparseEncoder(modules=[
-        backbone, STPooling(384, "mean"), STSparseAutoEncoder(384, hidden_dim=512, k=16, k_aux=64),
-    ])
+    backbone = STTransformer(
+        real_model("sentence-transformers/all-MiniLM-L6-v2"), max_seq_length=32
+    )
+    model = STSparseEncoder(
+        modules=[
+            backbone,
+            STPooling(384, "mean"),
+            STSparseAutoEncoder(384, hidden_dim=512, k=16, k_aux=64),
+        ]
+    )
     columns = [QUERIES, POSITIVES, NEGATIVES]
     results = []
     for st_side in (True, False):
@@ -264,14 +293,18 @@ def test_csr_loss_matches_sentence_transformers():
                 module.p = 0.0
         copy_.train()
         if st_side:
-            loss = st_losses.CSRLoss(copy_, st_losses.SparseMultipleNegativesRankingLoss(copy_), beta=0.1)
+            loss = st_losses.CSRLoss(
+                copy_, st_losses.SparseMultipleNegativesRankingLoss(copy_), beta=0.1
+            )
         else:
             loss = ours.CSRLoss(copy_, ours.SparseMultipleNegativesRankingLoss(copy_), beta=0.1)
         value = loss([copy_.tokenize(c) for c in columns], None)
         optimizer = torch.optim.SGD(copy_.parameters(), lr=0.1)
         sum(value.values()).backward()
         optimizer.step()
-        results.append(({k: float(v.detach()) for k, v in value.items()}, dict(copy_.named_parameters())))
+        results.append(
+            ({k: float(v.detach()) for k, v in value.items()}, dict(copy_.named_parameters()))
+        )
     (st_values, st_params), (our_values, our_params) = results
     assert set(our_values) == set(st_values)
     for key, expected in st_values.items():

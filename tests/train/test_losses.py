@@ -32,7 +32,9 @@ def test_idf_aware_flops_penalises_rare_tokens_less(vectors):
     got = losses.FlopsLoss(idf=idf).compute_loss_from_embeddings(vectors)
     assert got.item() == pytest.approx(float(((vectors / idf).mean(0) ** 2).sum()), rel=1e-6)
     plain = losses.FlopsLoss(idf=torch.ones(10)).compute_loss_from_embeddings(vectors)
-    assert plain.item() == pytest.approx(losses.FlopsLoss().compute_loss_from_embeddings(vectors).item())
+    assert plain.item() == pytest.approx(
+        losses.FlopsLoss().compute_loss_from_embeddings(vectors).item()
+    )
     rare_only, common_only = torch.zeros(2, 10), torch.zeros(2, 10)
     rare_only[:, 9], common_only[:, 0] = 1.0, 1.0
     flops = losses.FlopsLoss(idf=idf)
@@ -49,8 +51,12 @@ def test_idf_mapping_needs_the_vocab_and_positive_values():
 
 
 def test_splade_regularizer_weights_warm_up_quadratically():
-    loss = losses.SpladeLoss(None, losses.SparseMultipleNegativesRankingLoss(None),
-                             document_regularizer_weight=0.4, query_regularizer_weight=0.2)
+    loss = losses.SpladeLoss(
+        None,
+        losses.SparseMultipleNegativesRankingLoss(None),
+        document_regularizer_weight=0.4,
+        query_regularizer_weight=0.2,
+    )
     assert loss.current_document_weight == 0.4  # outside a trainer: full weights
     loss.set_training_progress(0, 30)
     assert loss.current_document_weight == 0.0
@@ -59,8 +65,9 @@ def test_splade_regularizer_weights_warm_up_quadratically():
     assert loss.current_query_weight == pytest.approx(0.2 * 0.25)
     loss.set_training_progress(10, 30)
     assert loss.current_document_weight == 0.4
-    linear = losses.SpladeLoss(None, losses.SparseMultipleNegativesRankingLoss(None), 0.4,
-                               warmup_schedule="linear")
+    linear = losses.SpladeLoss(
+        None, losses.SparseMultipleNegativesRankingLoss(None), 0.4, warmup_schedule="linear"
+    )
     linear.set_training_progress(5, 30)
     assert linear.current_document_weight == pytest.approx(0.2)
     assert linear.current_query_weight is None

@@ -19,41 +19,57 @@ from sparsearch.train import (
 
 
 def _args(tmp_path, **kwargs):
-    base = dict(output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, max_steps=4,
-                logging_steps=1, learning_rate=5e-5, use_cpu=True, seed=3, save_steps=2)
+    base = dict(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=4,
+        max_steps=4,
+        logging_steps=1,
+        learning_rate=5e-5,
+        use_cpu=True,
+        seed=3,
+        save_steps=2,
+    )
     base.update(kwargs)
     return SparseEncoderTrainingArguments(**base)
 
 
 def _splade(model):
-    return SpladeLoss(model, SparseMultipleNegativesRankingLoss(model),
-                      document_regularizer_weight=3e-3, query_regularizer_weight=5e-3)
+    return SpladeLoss(
+        model,
+        SparseMultipleNegativesRankingLoss(model),
+        document_regularizer_weight=3e-3,
+        query_regularizer_weight=5e-3,
+    )
 
 
-def test_router_model_without_router_mapping_is_refused(tmp_path, inference_free_model, scifact_pairs):
-    loss = _splade(inference_free_model)
+def test_router_model_without_router_mapping_is_refused(tmp_path, tiny_inference_free, tiny_pairs):
+    loss = _splade(tiny_inference_free)
     with pytest.raises(ConfigError, match="router_mapping"):
-        SparseEncoderTrainer(inference_free_model, _args(tmp_path), scifact_pairs, loss)
+        SparseEncoderTrainer(tiny_inference_free, _args(tmp_path), tiny_pairs, loss)
 
 
-def test_router_mapping_with_unknown_column_is_refused(tmp_path, inference_free_model, scifact_pairs):
+def test_router_mapping_with_unknown_column_is_refused(tmp_path, tiny_inference_free, tiny_pairs):
     args = _args(tmp_path, router_mapping={"question": "query", "positive": "document"})
     with pytest.raises(ConfigError, match="'question'"):
-        SparseEncoderTrainer(inference_free_model, args, scifact_pairs, _splade(inference_free_model))
+        SparseEncoderTrainer(tiny_inference_free, args, tiny_pairs, _splade(tiny_inference_free))
 
 
-def test_loss_that_does_not_fit_the_columns_is_refused(tmp_path, splade_tiny, scifact_pairs):
-    two_columns = scifact_pairs.remove_columns("negative_1")
+def test_loss_that_does_not_fit_the_columns_is_refused(tmp_path, tiny_splade, tiny_pairs):
+    two_columns = tiny_pairs.remove_columns("negative_1")
     with pytest.raises(ConfigError, match="MarginMSE.*3\\+ text columns"):
-        SparseEncoderTrainer(splade_tiny, _args(tmp_path), two_columns, SparseMarginMSELoss(splade_tiny))
+        SparseEncoderTrainer(
+            tiny_splade, _args(tmp_path), two_columns, SparseMarginMSELoss(tiny_splade)
+        )
     with pytest.raises(ConfigError, match="needs a 'label' or 'score' column"):
-        SparseEncoderTrainer(splade_tiny, _args(tmp_path), scifact_pairs, SparseMarginMSELoss(splade_tiny))
+        SparseEncoderTrainer(
+            tiny_splade, _args(tmp_path), tiny_pairs, SparseMarginMSELoss(tiny_splade)
+        )
 
 
-def test_learning_rate_pattern_matching_nothing_is_refused(tmp_path, splade_tiny, scifact_pairs):
+def test_learning_rate_pattern_matching_nothing_is_refused(tmp_path, tiny_splade, tiny_pairs):
     args = _args(tmp_path, learning_rate_mapping={r"no_such_param": 1e-3})
     with pytest.raises(ConfigError, match="matches no parameter"):
-        SparseEncoderTrainer(splade_tiny, args, scifact_pairs, _splade(splade_tiny))
+        SparseEncoderTrainer(tiny_splade, args, tiny_pairs, _splade(tiny_splade))
 
 
 def test_bad_sampler_name_is_refused(tmp_path):
@@ -62,13 +78,18 @@ def test_bad_sampler_name_is_refused(tmp_path):
 
 
 def test_learning_rate_mapping_gives_static_weights_their_own_rate(
-    tmp_path, inference_free_model, scifact_pairs
+    tmp_path, tiny_inference_free, tiny_pairs
 ):
-    args = _args(tmp_path, router_mapping={"query": "query", "positive": "document", "negative_1": "document"},
-                 learning_rate_mapping={r"sub_modules\.query\.0\.weight": 1e-3})
-    trainer = SparseEncoderTrainer(inference_free_model, args, scifact_pairs, _splade(inference_free_model))
+    args = _args(
+        tmp_path,
+        router_mapping={"query": "query", "positive": "document", "negative_1": "document"},
+        learning_rate_mapping={r"sub_modules\.query\.0\.weight": 1e-3},
+    )
+    trainer = SparseEncoderTrainer(
+        tiny_inference_free, args, tiny_pairs, _splade(tiny_inference_free)
+    )
     optimizer = trainer.create_optimizer()
-    static = dict(inference_free_model.named_parameters())["0.sub_modules.query.0.weight"]
+    static = dict(tiny_inference_free.named_parameters())["0.sub_modules.query.0.weight"]
     rates = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
     assert rates[id(static)] == 1e-3
     assert {r for pid, r in rates.items() if pid != id(static)} == {5e-5}
@@ -78,13 +99,13 @@ def _weights(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def test_training_logs_active_dims_saves_a_card_and_resumes_identically(tmp_path, scifact_pairs):
+def test_training_logs_active_dims_saves_a_card_and_resumes_identically(
+    tmp_path, tiny_pairs, tiny_model_dir
+):
     from sparsearch.models import SparseEncoder
 
     def fresh():
-        model = SparseEncoder("rasyosef/splade-tiny")
-        model.max_seq_length = 24
-        return model
+        return SparseEncoder(tiny_model_dir)
 
     calls = []
 
@@ -95,8 +116,14 @@ def test_training_logs_active_dims_saves_a_card_and_resumes_identically(tmp_path
     model = fresh()
     before = _weights(model)
     args = _args(tmp_path, eval_strategy="steps", eval_steps=4)
-    trainer = SparseEncoderTrainer(model, args, scifact_pairs, _splade(model), evaluator=evaluator,
-                                   model_card_data={"base_model": "rasyosef/splade-tiny"})
+    trainer = SparseEncoderTrainer(
+        model,
+        args,
+        tiny_pairs,
+        _splade(model),
+        evaluator=evaluator,
+        model_card_data={"base_model": "tiny-random-bert"},
+    )
     trainer.train()
     trainer.save_model(str(tmp_path / "final"))
     full = _weights(model)
@@ -107,42 +134,53 @@ def test_training_logs_active_dims_saves_a_card_and_resumes_identically(tmp_path
     assert logs[0]["document_regularizer_weight"] == 0.0  # quadratic warm-up starts at zero
     assert logs[-1]["document_regularizer_weight"] == pytest.approx(3e-3)
     card = (tmp_path / "final" / "README.md").read_text()
-    assert "rasyosef/splade-tiny" in card and "SpladeLoss" in card and "eval_ndcg@10" in card
+    assert "tiny-random-bert" in card and "SpladeLoss" in card and "eval_ndcg@10" in card
     assert "| 32 | query, positive, negative_1 |" in card
     reloaded = SparseEncoder(str(tmp_path / "final"))
-    assert torch.equal(reloaded.state_dict()["0.auto_model.bert.embeddings.word_embeddings.weight"],
-                       full["0.auto_model.bert.embeddings.word_embeddings.weight"])
+    assert torch.equal(
+        reloaded.state_dict()["0.auto_model.bert.embeddings.word_embeddings.weight"],
+        full["0.auto_model.bert.embeddings.word_embeddings.weight"],
+    )
 
     # An interrupted run resumed from its step-2 checkpoint ends with the same weights.
     model2 = fresh()
     args2 = _args(tmp_path, output_dir=str(tmp_path / "resumed"))
-    resumed = SparseEncoderTrainer(model2, args2, scifact_pairs, _splade(model2))
+    resumed = SparseEncoderTrainer(model2, args2, tiny_pairs, _splade(model2))
     resumed.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-2"))
     assert resumed.state.global_step == 4
     for key, value in _weights(model2).items():
         torch.testing.assert_close(value, full[key], rtol=1e-5, atol=1e-6)
 
 
-def test_two_datasets_with_their_own_losses_round_robin(tmp_path, splade_tiny, scifact_pairs):
-    margins = scifact_pairs.add_column("label", [1.0] * len(scifact_pairs))
-    datasets = {"pairs": scifact_pairs, "distill": margins}
-    losses = {"pairs": _splade(splade_tiny), "distill": SparseMarginMSELoss(splade_tiny)}
-    args = _args(tmp_path, max_steps=2, multi_dataset_batch_sampler="round_robin", save_strategy="no")
-    trainer = SparseEncoderTrainer(splade_tiny, args, datasets, losses)
-    names = [batch["dataset_name"] for batch, _ in zip(trainer.get_train_dataloader(), range(4), strict=False)]
+def test_two_datasets_with_their_own_losses_round_robin(tmp_path, tiny_splade, tiny_pairs):
+    margins = tiny_pairs.add_column("label", [1.0] * len(tiny_pairs))
+    datasets = {"pairs": tiny_pairs, "distill": margins}
+    losses = {"pairs": _splade(tiny_splade), "distill": SparseMarginMSELoss(tiny_splade)}
+    args = _args(
+        tmp_path, max_steps=2, multi_dataset_batch_sampler="round_robin", save_strategy="no"
+    )
+    trainer = SparseEncoderTrainer(tiny_splade, args, datasets, losses)
+    names = [
+        batch["dataset_name"]
+        for batch, _ in zip(trainer.get_train_dataloader(), range(4), strict=False)
+    ]
     assert names == ["pairs", "distill", "pairs", "distill"]
     trainer.train()
     logs = [h for h in trainer.state.log_history if "loss" in h]
     assert "base_loss" in logs[0] and "base_loss" not in logs[1]  # MarginMSE returns a plain tensor
 
 
-def test_no_duplicates_batches_never_repeat_a_text(splade_tiny):
+def test_no_duplicates_batches_never_repeat_a_text():
     from sparsearch.train.sampling import DatasetBatchSampler
 
-    ds = Dataset.from_dict({"query": [f"q{i % 5}" for i in range(40)], "positive": [f"d{i}" for i in range(40)]})
+    ds = Dataset.from_dict(
+        {"query": [f"q{i % 5}" for i in range(40)], "positive": [f"d{i}" for i in range(40)]}
+    )
     sampler = DatasetBatchSampler(ds, batch_size=5, text_columns=["query", "positive"])
     batches = list(sampler)
     assert len(batches) >= 6
     for batch in batches:
         assert len({ds[i]["query"] for i in batch}) == 5
-    assert json.dumps(batches) != json.dumps(list(DatasetBatchSampler(ds, 5, ["query", "positive"], seed=1)))
+    assert json.dumps(batches) != json.dumps(
+        list(DatasetBatchSampler(ds, 5, ["query", "positive"], seed=1))
+    )

@@ -32,12 +32,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `sparsearch` script."""
+    """Entry point of the `sparsearch` script.
+
+    Bad input never shows a traceback: commands raise a named ``SparsearchError`` (bad files and
+    arguments are converted where they are read), printed here as one line,
+    ``sparsearch CMD: error: MESSAGE``, with exit code 2. argparse reports bad flags the same
+    way (after the usage line), also with exit code 2.
+    """
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except SparsearchError as err:
-        print(f"sparsearch {args.command}: error: {err}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        print(f"sparsearch {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -49,14 +49,18 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate, then explain one query."""
     from sparsearch.eval import evaluate_retriever, load_beir
     from sparsearch.eval.report import print_table
-    from sparsearch.hybrid import SparseRetriever
+    from sparsearch.hybrid import SparseRetriever, index_corpus
+    from sparsearch.models import SparseEncoder
 
     data = args.data or _default_data()
     if not data.is_dir():
         raise InvalidInputError(f"no dataset at {data}: pass --data or set SPARSEARCH_DATA")
     start = time.perf_counter()
-    retriever = SparseRetriever(args.model, show_progress_bar=True)
-    result = evaluate_retriever(retriever, data, "test", k=(10, 100))
+    dataset = load_beir(data, "test")
+    encoder = SparseEncoder(args.model)
+    index = index_corpus(encoder, dataset.doc_texts(), show_progress_bar=True)
+    retriever = SparseRetriever(encoder, index)
+    result = evaluate_retriever(retriever, dataset, k=(10, 100))
     result["seconds"] = round(time.perf_counter() - start, 1)
     columns = [
         "dataset",
@@ -76,22 +80,19 @@ def run(args: argparse.Namespace) -> int:
         f"({result['n_queries']} queries, {result['n_docs']} docs)",
     )
 
-    dataset = load_beir(data, "test")
     if args.query is not None and args.query not in dataset.queries:
         raise InvalidInputError(f"query {args.query!r} is not a judged test query")
     if args.query is None:  # the first test query whose top hit is judged relevant
-        run = retriever.retrieve(dataset.queries, k=1)
-        good = [q for q, docs in run.items() if any(dataset.qrels[q].get(d, 0) > 0 for d in docs)]
+        top = retriever.retrieve(dataset.queries, k=1).run
+        good = [q for q, hits in top if any(dataset.qrels[q].get(d, 0) > 0 for d, _ in hits)]
         qid, why = (good or list(dataset.queries))[0], " (first query with a relevant top hit)"
     else:
         qid, why = args.query, ""
-    hits = retriever.retrieve({qid: dataset.queries[qid]}, k=args.hits)[qid]
-    query_vector = retriever.query_vectors
-    positions = {docid: i for i, docid in enumerate(dataset.corpus)}
-    encoder = retriever.encoder
-    matched = encoder.intersection(
-        query_vector, retriever.doc_vectors[[positions[d] for d in hits]]
-    )
+    retrieval = retriever.retrieve({qid: dataset.queries[qid]}, k=args.hits)
+    hits = retrieval.run.row(0)
+    query_vector = retrieval.query_vectors
+    assert query_vector is not None  # a sparse retriever always returns its query vectors
+    matched = encoder.intersection(query_vector, index.get([d for d, _ in hits]))
     print(f"\nquery {qid}{why}: {dataset.queries[qid]}")
     print(
         "query tokens: "
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     )
     relevant = dataset.qrels[qid]
     for rank, ((docid, score), tokens) in enumerate(
-        zip(hits.items(), encoder.decode(matched, top_k=args.tokens), strict=True), 1
+        zip(hits, encoder.decode(matched, top_k=args.tokens), strict=True), 1
     ):
         mark = "relevant" if relevant.get(docid, 0) > 0 else "not judged relevant"
         title = dataset.corpus[docid]["title"] or dataset.corpus[docid]["text"][:80]

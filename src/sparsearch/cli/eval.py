@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sparsearch.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from sparsearch.hybrid import Corpus, Retriever, RetrieverBuilder
 
 METRIC_COLUMNS = ("ndcg@10", "mrr@10", "recall@100", "map@100")
 SPARSITY_COLUMNS = ("query_active_dims", "doc_active_dims", "flops")
@@ -68,8 +73,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def build_retriever(args: argparse.Namespace):
-    """The retriever (or fused pipeline) the arguments describe."""
+def build_retriever(args: argparse.Namespace) -> RetrieverBuilder:
+    """What the arguments describe, as a builder: corpus ``{docid: text}`` → retriever."""
     from sparsearch.hybrid import (
         RRF,
         BM25Retriever,
@@ -78,29 +83,38 @@ def build_retriever(args: argparse.Namespace):
         Pipeline,
         SparseRetriever,
     )
+    from sparsearch.hybrid.dense import load_dense_model
+    from sparsearch.models import SparseEncoder
 
     if not args.model and not args.dense:
         raise InvalidInputError("give --model, --dense, or both")
-    cache = {"cache_dir": args.cache_dir, "use_cache": not args.no_cache}
-    stages = []
+    options = {
+        "batch_size": args.batch_size,
+        "cache_dir": args.cache_dir,
+        "use_cache": not args.no_cache,
+        "show_progress_bar": True,
+    }
+    builders: list[RetrieverBuilder] = []
     if args.model == "bm25":
-        stages.append(BM25Retriever())
+        builders.append(BM25Retriever)
     elif args.model:
-        stages.append(
-            SparseRetriever(args.model, batch_size=args.batch_size, show_progress_bar=True, **cache)
-        )
+        builders.append(partial(SparseRetriever.from_corpus, SparseEncoder(args.model), **options))
     if args.dense:
-        stages.append(
-            DenseRetriever(args.dense, batch_size=args.batch_size, show_progress_bar=True, **cache)
+        builders.append(
+            partial(DenseRetriever.from_corpus, load_dense_model(args.dense), **options)
         )
-    if len(stages) == 1:
-        return stages[0]
+    if len(builders) == 1:
+        return builders[0]
     fusion = (
         RRF(k=args.rrf_k, weights=args.weights)
         if args.fusion == "rrf"
         else LinearFusion(weights=args.weights, normalization=args.normalization)
     )
-    return Pipeline(stages, fusion=fusion, depth=args.depth)
+
+    def hybrid(corpus: Corpus) -> Retriever:
+        return Pipeline([build(corpus) for build in builders], fusion=fusion, depth=args.depth)
+
+    return hybrid
 
 
 def run(args: argparse.Namespace) -> int:

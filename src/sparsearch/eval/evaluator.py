@@ -4,59 +4,64 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sparsearch.eval.beir import load_beir
+from sparsearch.errors import InvalidInputError
+from sparsearch.eval.beir import BeirDataset, load_beir
 from sparsearch.eval.metrics import MEASURES, evaluate_run
 from sparsearch.eval.sparsity import sparsity_stats
-from sparsearch.hybrid import Pipeline, Retriever, SparseRetriever, cut, drop_identical_ids
+from sparsearch.hybrid import Retriever, RetrieverBuilder, SparseRetriever
 
 DEFAULT_K = (10, 100)
 
 
-def _sparse_stage(retriever: Retriever) -> SparseRetriever | None:
-    """The (first) learned-sparse stage of a retriever or pipeline, for sparsity statistics."""
-    if isinstance(retriever, SparseRetriever):
-        return retriever
-    if isinstance(retriever, Pipeline):
-        return next((r for r in map(_sparse_stage, retriever.retrievers) if r is not None), None)
-    return None
+def _dataset(data: BeirDataset | str | Path, split: str) -> BeirDataset:
+    return data if isinstance(data, BeirDataset) else load_beir(data, split)
 
 
 def evaluate_retriever(
-    retriever: Retriever,
-    data_dir: str | Path,
+    retriever: Retriever | RetrieverBuilder,
+    data: BeirDataset | str | Path,
     split: str = "test",
     k: int | Iterable[int] = DEFAULT_K,
     ignore_identical_ids: bool = False,
     measures: Sequence[str] = MEASURES,
 ) -> dict[str, Any]:
-    """Index a BEIR folder's corpus with any retriever, search its judged queries, score the run.
+    """Search a BEIR split's judged queries and score the run.
+
+    ``retriever`` is either a :class:`~sparsearch.hybrid.Retriever` already built over the
+    dataset's corpus (say, over an index opened from disk), or a builder called with the corpus
+    ``{docid: text}`` (``BM25Retriever``, ``functools.partial(SparseRetriever.from_corpus,
+    encoder)``, a function returning a ``Pipeline``). ``data`` is a BEIR folder or a loaded
+    :class:`BeirDataset`.
 
     Returns ``{"dataset", "split", "n_docs", "n_queries", "ndcg@10", ..., "recall@100", ...}``
     plus ``query_active_dims``, ``doc_active_dims`` and ``flops`` when a learned-sparse stage is
-    involved. ``ignore_identical_ids`` drops hits whose id equals the query id (ArguAna-style
-    sets only: on cranfield, say, numeric query ids equal unrelated doc ids).
+    involved. ``ignore_identical_ids`` drops hits whose
+    id equals the query id (ArguAna-style sets only: on cranfield, say, numeric query ids equal
+    unrelated doc ids).
     """
     cuts = [k] if isinstance(k, int) else sorted(set(k))
-    dataset = load_beir(data_dir, split)
-    retriever.index(dataset.doc_texts())
+    dataset = _dataset(data, split)
+    if isinstance(retriever, type) or not isinstance(retriever, Retriever):
+        retriever = retriever(dataset.doc_texts())
     depth = max(cuts)
-    run = retriever.retrieve(dataset.queries, depth + int(ignore_identical_ids))
+    retrieval = retriever.retrieve(dataset.queries, depth + int(ignore_identical_ids))
+    run = retrieval.run
     if ignore_identical_ids:
-        run = drop_identical_ids(run)
-    run = cut(run, depth)
+        run = run.drop_identical_ids()
+    metrics = evaluate_run(run.cut(depth), dataset.qrels, k=cuts, measures=measures).mean()
     result: dict[str, Any] = {
         "dataset": dataset.name,
-        "split": split,
+        "split": dataset.split,
         "n_docs": len(dataset.corpus),
         "n_queries": len(dataset.queries),
-        **evaluate_run(run, dataset.qrels, k=cuts, measures=measures).mean(),
+        **metrics,
     }
-    sparse = _sparse_stage(retriever)
-    if sparse is not None and sparse.doc_vectors is not None and sparse.query_vectors is not None:
-        result.update(sparsity_stats(sparse.query_vectors, sparse.doc_vectors))
+    if retrieval.query_vectors is not None and retrieval.doc_stats is not None:
+        result.update(sparsity_stats(retrieval.query_vectors, retrieval.doc_stats))
     return result
 
 
@@ -82,31 +87,31 @@ def evaluate(
     :class:`sparsearch.SparseIndex` (``index_options``) and searched exactly. ``precision``:
     as in :meth:`sparsearch.SparseEncoder.encode`.
 
-    >>> result = evaluate("rasyosef/splade-tiny", "../shared/data/scifact")  # doctest: +SKIP
-    >>> round(result["ndcg@10"], 4)  # doctest: +SKIP
-    0.6466
+    Example::
+
+        result = evaluate("rasyosef/splade-tiny", "../shared/data/scifact")
+        round(result["ndcg@10"], 4)
+        # -> 0.6466
     """
-    retriever = SparseRetriever(
+    build = partial(
+        SparseRetriever.from_corpus,
         encoder,
         batch_size=batch_size,
+        precision=precision,
         cache_dir=cache_dir,
         use_cache=use_cache,
         show_progress_bar=show_progress_bar,
         index_options=index_options,
-        precision=precision,
     )
     name = str(encoder) if isinstance(encoder, (str, Path)) else type(encoder).__name__
-    result = {
-        "model": name,
-        **evaluate_retriever(retriever, data_dir, split, k, ignore_identical_ids),
-    }
+    result = {"model": name, **evaluate_retriever(build, data_dir, split, k, ignore_identical_ids)}
     if output_path is not None:
         write_json(output_path, result)
     return result
 
 
 def evaluate_many(
-    retriever: Retriever,
+    build: RetrieverBuilder,
     data_dirs: Sequence[str | Path],
     split: str = "test",
     k: int | Iterable[int] = DEFAULT_K,
@@ -115,10 +120,16 @@ def evaluate_many(
 ) -> dict[str, Any]:
     """The NanoBEIR idea over local folders: one row per dataset and their unweighted ``mean``.
 
+    ``build`` makes a retriever from each dataset's corpus (see :func:`evaluate_retriever`).
     Returns ``{"datasets": [row, ...], "mean": {metric: mean over datasets}}``; the mean covers
     every numeric field that all rows share (metrics, active dims, FLOPS).
     """
-    rows = [evaluate_retriever(retriever, d, split, k, ignore_identical_ids) for d in data_dirs]
+    if isinstance(build, Retriever) and not isinstance(build, type):
+        raise InvalidInputError(
+            "evaluate_many needs a builder (corpus -> retriever), not a retriever built over one "
+            "corpus: pass e.g. BM25Retriever or functools.partial(SparseRetriever.from_corpus, enc)"
+        )
+    rows = [evaluate_retriever(build, d, split, k, ignore_identical_ids) for d in data_dirs]
     shared = [key for key, value in rows[0].items() if isinstance(value, float)] if rows else []
     shared = [key for key in shared if all(key in row for row in rows)]
     mean = {key: sum(row[key] for row in rows) / len(rows) for key in shared}

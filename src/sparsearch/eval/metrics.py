@@ -2,16 +2,19 @@
 
 Conventions (all those of trec_eval, checked against pytrec_eval by the tests):
 
-- A run is ranked by score descending, ties broken by document id descending (string order);
-  the order in which a run lists its documents does not matter.
+- A run is ranked by score descending, ties broken by document id descending (string order,
+  :func:`sparsearch.run.trec_order`); ids are compared by their text, as trec_eval reads them.
 - A judged document is relevant when its grade is ``>= relevance_level`` (default 1); grades
   ``<= 0`` are non-relevant. nDCG uses the grade itself as the gain (linear, not ``2**rel - 1``)
   and ignores grades ``<= 0``; the ideal ranking comes from every judged grade of the query.
 - ``recall@k`` and ``map@k`` divide by the number of relevant documents of the query (not by
   ``min(k, R)``); ``precision@k`` divides by ``k`` even when fewer were retrieved; ``mrr@k`` is
   trec_eval's ``recip_rank`` over the top ``k``. A query with no relevant document scores 0.
-- Queries are those both judged (in qrels) and run (a key of the run, even with no hits): the
+- Queries are those both judged (in qrels) and run (a row of the run, even with no hits): the
   per-query set pytrec_eval returns. Means are over those queries.
+
+The run is a :class:`sparsearch.Run` (numpy arrays, consumed as they are) or, at the edges, a
+``{qid: {docid: score}}`` mapping.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from sparsearch.errors import InvalidInputError
+from sparsearch.run import Run, id_text
 
 MEASURES = ("ndcg", "mrr", "recall", "map", "precision")
-RunLike = Mapping[str, Mapping[str, float]]
+RunLike = Run | Mapping[str, Mapping[str, float]]
 QrelsLike = Mapping[str, Mapping[str, int]]
 
 
@@ -46,13 +50,23 @@ class QueryMetrics:
         }
 
 
-def _flatten(nested: Mapping[str, Mapping[str, float]], qids: Sequence[str]):
-    """Query ordinals, document ids and values of a ``{qid: {docid: value}}`` mapping."""
+def _flatten(
+    nested: Mapping[str, Mapping[str, float]], qids: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Query ordinals, document ids (text) and values of a ``{qid: {docid: value}}`` mapping."""
     counts = np.fromiter((len(nested[q]) for q in qids), dtype=np.int64, count=len(qids))
     qpos = np.repeat(np.arange(len(qids), dtype=np.int64), counts)
-    docids = [d for q in qids for d in nested[q]]
+    docids = np.asarray([str(d) for q in qids for d in nested[q]], dtype=str)
     values = np.fromiter((v for q in qids for v in nested[q].values()), dtype=np.float64)
     return qpos, docids, values
+
+
+def _flatten_run(run: Run, qids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Query ordinals, document ids (text) and scores of the run's real hits for ``qids``."""
+    run = run.select(qids)
+    valid = run.valid()
+    qpos = np.broadcast_to(np.arange(len(qids), dtype=np.int64)[:, None], valid.shape)[valid]
+    return qpos, id_text(run.ids[valid]), run.scores[valid]
 
 
 def _ranks(qpos: np.ndarray, n_queries: int) -> np.ndarray:
@@ -84,25 +98,24 @@ def evaluate_run(
     >>> m.mean()["mrr@10"]
     0.5
     """
+    if not isinstance(run, Run):
+        run = Run.from_dict(run)
     unknown = [m for m in measures if m not in MEASURES]
     if unknown:
         raise InvalidInputError(f"unknown measures {unknown}; known: {', '.join(MEASURES)}")
     ks = _check_ks(k)
-    qids = [q for q in qrels if q in run]
+    run_qids = {str(q): q for q in run.qids.tolist()}
+    qids = [q for q in qrels if str(q) in run_qids]
     nq = len(qids)
 
-    q_run, d_run, s_run = _flatten(run, qids)
+    q_run, d_run, _ = _flatten_run(run, [run_qids[str(q)] for q in qids])
     q_rel, d_rel, g_rel = _flatten(qrels, qids)
-    if not np.all(np.isfinite(s_run)):
-        raise InvalidInputError("run scores must be finite")
-    all_ids = np.asarray(d_run + d_rel, dtype=str)
+    all_ids = np.concatenate([d_run, d_rel])
     uniq, codes = np.unique(all_ids, return_inverse=True)
     codes = codes.astype(np.int64).reshape(-1)
     c_run, c_rel = codes[: len(d_run)], codes[len(d_run) :]
 
-    # trec_eval order: query, then score descending, then document id descending
-    order = np.lexsort((-c_run, -s_run, q_run))
-    q_run, c_run = q_run[order], c_run[order]
+    # a Run's rows are in trec_eval order already (sparsearch.run.trec_order): rank = position
     rank = _ranks(q_run, nq)
 
     # grade of every retrieved document (0 when unjudged), by a sorted-key lookup

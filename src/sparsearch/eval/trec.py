@@ -2,27 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TextIO
 
 from sparsearch.errors import InvalidInputError
+from sparsearch.run import Run
 
 
-def ranked(docs: Mapping[str, float]) -> list[tuple[str, float]]:
-    """A query's hits in trec_eval order: score descending, then document id descending."""
-    return sorted(docs.items(), key=lambda item: (item[1], item[0]), reverse=True)
+def trec_lines(
+    run: Run | Mapping[str, Mapping[str, float]], tag: str = "sparsearch"
+) -> Iterator[str]:
+    """The lines of a TREC run file (``qid Q0 docid rank score tag``), ranks 1.. in trec_eval order.
+
+    >>> list(trec_lines({"q1": {"d1": 0.5, "d2": 0.5}}, tag="t"))
+    ['q1 Q0 d2 1 0.5 t\\n', 'q1 Q0 d1 2 0.5 t\\n']
+    """
+    if not tag or any(c.isspace() for c in tag):
+        raise InvalidInputError(f"run tag must be one non-empty word, got {tag!r}")
+    if not isinstance(run, Run):
+        run = Run.from_dict(run)
+    for qid, hits in run:
+        for rank, (docid, score) in enumerate(hits, 1):
+            yield f"{qid} Q0 {docid} {rank} {score!r} {tag}\n"
 
 
 def write_run(
-    path: str | Path, run: Mapping[str, Mapping[str, float]], tag: str = "sparsearch"
+    out: str | Path | TextIO,
+    run: Run | Mapping[str, Mapping[str, float]],
+    tag: str = "sparsearch",
 ) -> None:
-    """Write ``{qid: {docid: score}}`` as a TREC run file, ranks 1.. in trec_eval order."""
-    if not tag or any(c.isspace() for c in tag):
-        raise InvalidInputError(f"run tag must be one non-empty word, got {tag!r}")
-    with Path(path).open("w", encoding="utf-8") as fh:
-        for qid, docs in run.items():
-            for rank, (docid, score) in enumerate(ranked(docs), 1):
-                fh.write(f"{qid} Q0 {docid} {rank} {score!r} {tag}\n")
+    """Write a run (a :class:`~sparsearch.Run` or ``{qid: {docid: score}}``) as a TREC run file.
+
+    ``out`` is a path or an open text stream.
+    """
+    lines = trec_lines(run, tag)
+    if isinstance(out, (str, Path)):
+        with Path(out).open("w", encoding="utf-8") as fh:
+            fh.writelines(lines)
+    else:
+        out.writelines(lines)
 
 
 def _rows(path: Path, n_fields: int):
@@ -40,8 +59,8 @@ def _rows(path: Path, n_fields: int):
             yield line_no, fields
 
 
-def read_run(path: str | Path) -> dict[str, dict[str, float]]:
-    """Read a TREC run file into ``{qid: {docid: score}}`` (the rank column is not used)."""
+def read_run(path: str | Path) -> Run:
+    """Read a TREC run file into a :class:`~sparsearch.Run` (the rank column is not used)."""
     run: dict[str, dict[str, float]] = {}
     for line_no, (qid, _q0, docid, _rank, score, _tag) in _rows(Path(path), 6):
         docs = run.setdefault(qid, {})
@@ -51,7 +70,7 @@ def read_run(path: str | Path) -> dict[str, dict[str, float]]:
             docs[docid] = float(score)
         except ValueError as err:
             raise InvalidInputError(f"{path}:{line_no}: score {score!r} is not a number") from err
-    return run
+    return Run.from_dict(run)
 
 
 def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:

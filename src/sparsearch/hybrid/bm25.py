@@ -2,53 +2,62 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
 
 from sparsearch.errors import InvalidInputError
-from sparsearch.hybrid.run import Run, from_arrays
+from sparsearch.hybrid.retrieval import Corpus, Retrieval, check_k
+from sparsearch.run import Run
+from sparsearch.search import Hits
 
 
 class BM25Retriever:
     """BM25 (``bm25s`` defaults: Lucene variant, k1=1.5, b=0.75) with English stop-words.
 
-    >>> bm25 = BM25Retriever()
-    >>> bm25.index({"d1": "sparse retrieval", "d2": "dense vectors"})
-    >>> list(bm25.retrieve({"q": "sparse"}, k=1)["q"])
-    ['d1']
+    The corpus ``{docid: text}`` is tokenised and indexed when the retriever is made, so the class
+    itself builds a retriever from a corpus (what multi-dataset evaluation takes).
+
+    >>> bm25 = BM25Retriever({"d1": "sparse retrieval", "d2": "dense vectors"})
+    >>> bm25.retrieve({"q": "sparse"}, k=1).run.row(0)[0][0]
+    'd1'
     """
 
-    def __init__(self, stopwords: str | None = "en", **bm25_options: object) -> None:
+    def __init__(self, corpus: Corpus, stopwords: str | None = "en", **bm25_options: Any) -> None:
+        import bm25s
+
+        if not corpus:
+            raise InvalidInputError("cannot index an empty corpus")
         self.stopwords = stopwords
-        self.bm25_options = bm25_options
-        self._ids: list[str] = []
-        self._model = None
+        self.ids = np.empty(len(corpus), object)
+        self.ids[:] = list(corpus)
+        tokens = bm25s.tokenize(list(corpus.values()), stopwords=stopwords, show_progress=False)
+        self.model = bm25s.BM25(**bm25_options)
+        self.model.index(tokens, show_progress=False)
 
-    def index(self, corpus: Mapping[str, str]) -> None:
-        """Tokenise and index the corpus ``{docid: text}``."""
+    def search_texts(self, texts: list[str], k: int) -> Hits:
+        """The top ``k`` documents of each query text (padded, never zero-score filler)."""
         import bm25s
 
-        self._ids = list(corpus)
-        tokens = bm25s.tokenize(
-            list(corpus.values()), stopwords=self.stopwords, show_progress=False
-        )
-        self._model = bm25s.BM25(**self.bm25_options)
-        self._model.index(tokens, show_progress=False)
-
-    def retrieve(self, queries: Mapping[str, str], k: int) -> Run:
-        """The top ``k`` documents of each query ``{qid: text}``."""
-        import bm25s
-        import numpy as np
-
-        if self._model is None:
-            raise InvalidInputError("BM25Retriever.retrieve called before index()")
-        if k < 1:
-            raise InvalidInputError(f"k must be >= 1, got {k}")
-        k = min(k, len(self._ids))
-        tokens = bm25s.tokenize(
-            list(queries.values()), stopwords=self.stopwords, show_progress=False
-        )
-        ordinals, scores = self._model.retrieve(tokens, k=k, show_progress=False, n_threads=1)
-        ids = np.asarray(self._ids, dtype=object)[ordinals]
+        k = check_k(k)
+        width = min(k, self.ids.size)
+        tokens = bm25s.tokenize(texts, stopwords=self.stopwords, show_progress=False)
+        ordinals, scores = self.model.retrieve(tokens, k=width, show_progress=False, n_threads=1)
         # bm25s returns zero-score filler when fewer than k documents share a term: drop it
-        scores = np.where(scores > 0, scores, -np.inf)
-        return from_arrays(list(queries), ids, scores)
+        real = scores > 0
+        ids = np.full((len(texts), k), None, object)
+        padded = np.full((len(texts), k), -np.inf, np.float32)
+        ids[:, :width] = np.where(real, self.ids[ordinals], None)
+        padded[:, :width] = np.where(real, scores, -np.inf)
+        return Hits(ids=ids, scores=padded)
+
+    def retrieve(self, queries: Mapping[Any, str], k: int) -> Retrieval:
+        """The top ``k`` documents of each query ``{qid: text}``."""
+        start = time.perf_counter()
+        hits = self.search_texts(list(queries.values()), k)
+        return Retrieval(
+            run=Run.from_hits(list(queries), hits),
+            seconds={"search": time.perf_counter() - start},
+        )

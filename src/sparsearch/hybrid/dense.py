@@ -5,122 +5,183 @@ Needs ``sparsearch[dense]`` (sentence-transformers; faiss-cpu for corpora above 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sparsearch.errors import InvalidInputError
+from sparsearch.errors import DimensionMismatchError, InvalidInputError
 from sparsearch.hybrid.cache import cache_key, cached_dense, model_fingerprint
-from sparsearch.hybrid.run import Run, from_arrays
+from sparsearch.hybrid.retrieval import Corpus, Retrieval, check_k
+from sparsearch.run import Run, top_k
+from sparsearch.search import Hits
 
 
-def exact_top_k(
-    queries: np.ndarray, docs: np.ndarray, k: int, chunk: int = 256
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product top ``k`` in numpy: (ordinals n × k, scores n × k), best first."""
-    k = min(k, docs.shape[0])
-    ordinals = np.empty((queries.shape[0], k), dtype=np.int64)
-    scores = np.empty((queries.shape[0], k), dtype=np.float32)
-    for start in range(0, queries.shape[0], chunk):
-        block = queries[start : start + chunk] @ docs.T
-        part = np.argpartition(-block, k - 1, axis=1)[:, :k]
-        part_scores = np.take_along_axis(block, part, axis=1)
-        order = np.argsort(-part_scores, axis=1, kind="stable")
-        ordinals[start : start + chunk] = np.take_along_axis(part, order, axis=1)
-        scores[start : start + chunk] = np.take_along_axis(part_scores, order, axis=1)
-    return ordinals, scores
+class DenseIndex:
+    """Exact inner-product search over dense embeddings (one row per id).
 
+    Up to ``exact_max_docs`` documents are searched with a numpy matrix product (in blocks of
+    ``chunk`` queries), above it with a faiss ``IndexFlatIP``; both are exact.
 
-class DenseRetriever:
-    """SentenceTransformer bi-encoder retrieval.
-
-    Embeddings are L2-normalised when the model's similarity is cosine (its configured
-    ``similarity_fn_name``), so inner product = cosine; ``dot`` models are searched as they are.
-    Up to ``exact_max_docs`` documents are searched with a numpy matrix product, above it with a
-    faiss ``IndexFlatIP`` (both exact). Document embeddings are cached by content hash.
-
-    >>> dense = DenseRetriever("sentence-transformers/all-MiniLM-L6-v2")  # doctest: +SKIP
-    >>> dense.index({"d1": "sparse retrieval", "d2": "dense vectors"})  # doctest: +SKIP
-    >>> dense.retrieve({"q": "embedding search"}, k=1)  # doctest: +SKIP
-    {'q': {'d2': 0.41}}
+    >>> index = DenseIndex(["a", "b"], np.array([[1.0, 0.0], [0.6, 0.8]], np.float32))
+    >>> index.search(np.array([[0.0, 1.0]], np.float32), k=1).ids.tolist()
+    [['b']]
     """
 
     def __init__(
         self,
+        ids: Sequence[Any],
+        embeddings: np.ndarray,
+        *,
+        exact_max_docs: int = 100_000,
+        chunk: int = 256,
+    ) -> None:
+        embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        if embeddings.ndim != 2 or embeddings.shape[0] != len(ids):
+            raise InvalidInputError(f"{len(ids)} ids for embeddings of shape {embeddings.shape}")
+        if not np.isfinite(embeddings).all():
+            raise InvalidInputError("embeddings must be finite")
+        self.ids = np.empty(len(ids), object)
+        self.ids[:] = list(ids)
+        self.embeddings = embeddings
+        self.chunk = chunk
+        self._faiss: Any = None
+        if embeddings.shape[0] > exact_max_docs:
+            import faiss
+
+            self._faiss = faiss.IndexFlatIP(embeddings.shape[1])
+            self._faiss.add(embeddings)
+
+    def __len__(self) -> int:
+        return int(self.embeddings.shape[0])
+
+    def search(self, queries: np.ndarray, k: int = 10) -> Hits:
+        """The top ``k`` ids per query row by inner product (padded when ``k`` > documents)."""
+        k = check_k(k)
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if queries.ndim != 2 or queries.shape[1] != self.embeddings.shape[1]:
+            raise DimensionMismatchError(
+                f"queries of shape {queries.shape}, documents of dim {self.embeddings.shape[1]}"
+            )
+        width = min(k, len(self))
+        if self._faiss is not None:
+            scores, ordinals = self._faiss.search(queries, width)
+        else:
+            ordinals = np.empty((queries.shape[0], width), np.int64)
+            scores = np.empty((queries.shape[0], width), np.float32)
+            for start in range(0, queries.shape[0], self.chunk):
+                block = queries[start : start + self.chunk] @ self.embeddings.T
+                ordinals[start : start + self.chunk], scores[start : start + self.chunk] = top_k(
+                    block, width
+                )
+        ids = np.full((queries.shape[0], k), None, object)
+        padded = np.full((queries.shape[0], k), -np.inf, np.float32)
+        real = ordinals >= 0
+        ids[:, :width] = np.where(real, self.ids[np.maximum(ordinals, 0)], None)
+        padded[:, :width] = np.where(real, scores, -np.inf)
+        return Hits(ids=ids, scores=padded)
+
+
+class DenseRetriever:
+    """SentenceTransformer bi-encoder retrieval over a :class:`DenseIndex`.
+
+    Embeddings are L2-normalised when the model's similarity is cosine (its configured
+    ``similarity_fn_name``), so inner product = cosine; ``dot`` models are searched as they are.
+    :meth:`from_corpus` embeds a corpus (cached by content hash) and indexes it.
+
+    Example::
+
+        dense = DenseRetriever.from_corpus(
+            "sentence-transformers/all-MiniLM-L6-v2", {"d1": "sparse retrieval", "d2": "dense"})
+        dense.retrieve({"q": "embedding search"}, k=1).run.to_dict()
+        # -> {'q': {'d2': 0.41}}
+    """
+
+    def __init__(self, model: Any, index: DenseIndex, *, batch_size: int = 32) -> None:
+        self.model = load_dense_model(model)
+        self.normalize = _normalizes(self.model)
+        self.index = index
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_corpus(
+        cls,
         model: Any,
+        corpus: Corpus,
         *,
         batch_size: int = 32,
         exact_max_docs: int = 100_000,
         cache_dir: str | Path | None = None,
         use_cache: bool = True,
         show_progress_bar: bool | None = None,
-    ) -> None:
-        if isinstance(model, (str, Path)):
-            from sentence_transformers import SentenceTransformer
-
-            model = SentenceTransformer(str(model), device="cpu")
-        similarity = model.similarity_fn_name or "cosine"
-        if similarity not in ("cosine", "dot"):
-            raise InvalidInputError(
-                f"dense retrieval supports cosine or dot models, not {similarity}"
-            )
-        self.model = model
-        self.normalize = similarity == "cosine"
-        self.batch_size = batch_size
-        self.exact_max_docs = exact_max_docs
-        self.cache_dir = cache_dir
-        self.use_cache = use_cache
-        self.show_progress_bar = show_progress_bar
-        self._ids: np.ndarray | None = None
-        self._docs: np.ndarray | None = None
-        self._faiss: Any = None
-
-    def _encode(self, texts: list[str], route: str, progress: bool | None) -> np.ndarray:
-        encode = self.model.encode_document if route == "document" else self.model.encode_query
-        return encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=self.normalize,
-            convert_to_numpy=True,
-            show_progress_bar=progress,
-        ).astype(np.float32)
-
-    def index(self, corpus: Mapping[str, str]) -> None:
-        """Embed and index the corpus ``{docid: text}``."""
+    ) -> DenseRetriever:
+        """Embed ``{docid: text}`` (cached by content hash unless ``use_cache=False``) and index it."""
+        model = load_dense_model(model)
         if not corpus:
             raise InvalidInputError("cannot index an empty corpus")
         texts = list(corpus.values())
+        normalize = _normalizes(model)
 
         def encode() -> np.ndarray:
-            return self._encode(texts, "document", self.show_progress_bar)
+            return _embed(model, texts, "document", batch_size, normalize, show_progress_bar)
 
-        if self.use_cache:
-            params = {"max_seq_length": self.model.max_seq_length, "normalize": self.normalize}
-            docs = cached_dense(
-                self.cache_dir, cache_key(model_fingerprint(self.model), texts, params), encode
-            )
+        if use_cache:
+            params = {"max_seq_length": model.max_seq_length, "normalize": normalize}
+            key = cache_key(model_fingerprint(model), texts, params)
+            docs = cached_dense(cache_dir, key, encode)
         else:
             docs = encode()
-        self._ids = np.asarray(list(corpus), dtype=object)
-        self._docs, self._faiss = docs, None
-        if docs.shape[0] > self.exact_max_docs:
-            import faiss
+        index = DenseIndex(list(corpus), docs, exact_max_docs=exact_max_docs)
+        return cls(model, index, batch_size=batch_size)
 
-            self._faiss = faiss.IndexFlatIP(docs.shape[1])
-            self._faiss.add(docs)
-
-    def retrieve(self, queries: Mapping[str, str], k: int) -> Run:
+    def retrieve(self, queries: Mapping[Any, str], k: int) -> Retrieval:
         """The top ``k`` documents of each query ``{qid: text}``."""
-        if self._docs is None or self._ids is None:
-            raise InvalidInputError("DenseRetriever.retrieve called before index()")
-        if k < 1:
-            raise InvalidInputError(f"k must be >= 1, got {k}")
-        embedded = self._encode(list(queries.values()), "query", False)
-        if self._faiss is not None:
-            scores, ordinals = self._faiss.search(embedded, min(k, self._docs.shape[0]))
-        else:
-            ordinals, scores = exact_top_k(embedded, self._docs, k)
-        ids = np.where(ordinals >= 0, self._ids[np.maximum(ordinals, 0)], None)
-        return from_arrays(list(queries), ids, scores)
+        k = check_k(k)
+        start = time.perf_counter()
+        embedded = _embed(
+            self.model, list(queries.values()), "query", self.batch_size, self.normalize, False
+        )
+        encoded = time.perf_counter()
+        hits = self.index.search(embedded, k)
+        searched = time.perf_counter()
+        return Retrieval(
+            run=Run.from_hits(list(queries), hits),
+            seconds={"encode": encoded - start, "search": searched - encoded},
+        )
+
+
+def load_dense_model(model: Any) -> Any:
+    """A SentenceTransformer (loaded on CPU when given an id or a path)."""
+    if isinstance(model, (str, Path)):
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(str(model), device="cpu")
+    return model
+
+
+def _normalizes(model: Any) -> bool:
+    similarity = model.similarity_fn_name or "cosine"
+    if similarity not in ("cosine", "dot"):
+        raise InvalidInputError(f"dense retrieval supports cosine or dot models, not {similarity}")
+    return bool(similarity == "cosine")
+
+
+def _embed(
+    model: Any,
+    texts: list[str],
+    route: str,
+    batch_size: int,
+    normalize: bool,
+    progress: bool | None,
+) -> np.ndarray:
+    encode = model.encode_document if route == "document" else model.encode_query
+    embedded = encode(
+        texts,
+        batch_size=batch_size,
+        normalize_embeddings=normalize,
+        convert_to_numpy=True,
+        show_progress_bar=progress,
+    )
+    return np.asarray(embedded, dtype=np.float32)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sparsearch.errors import InvalidInputError
 from sparsearch.hybrid.fusion import RRF, LinearFusion
 from sparsearch.hybrid.rerank import CrossEncoderReranker
-from sparsearch.hybrid.run import Retriever, Run, cut
+from sparsearch.hybrid.retrieval import Retrieval, Retriever, check_k
 
 
 class Pipeline:
@@ -15,10 +17,13 @@ class Pipeline:
 
     Each retriever returns ``depth`` candidates per query (at least ``k``); with more than one
     retriever a ``fusion`` (``RRF`` or ``LinearFusion``) is required. A pipeline is itself a
-    retriever (``index`` + ``retrieve``), so pipelines nest.
+    :class:`Retriever`, so pipelines nest. The result carries the query vectors and corpus
+    statistics of the first learned-sparse stage, and each stage's time.
 
-    >>> hybrid = Pipeline([SparseRetriever(enc), DenseRetriever(st)], fusion=RRF(k=60))  # doctest: +SKIP
-    >>> hybrid.index(corpus); run = hybrid.retrieve(queries, k=10)  # doctest: +SKIP
+    Example::
+
+        hybrid = Pipeline([sparse, dense], fusion=RRF(k=60))
+        hybrid.retrieve(queries, k=10).run
     """
 
     def __init__(
@@ -35,20 +40,29 @@ class Pipeline:
         self.retrievers = list(retrievers)
         self.fusion = fusion
         self.reranker = reranker
-        self.depth = depth
-        self._corpus: Mapping[str, str] = {}
+        self.depth = check_k(depth)
 
-    def index(self, corpus: Mapping[str, str]) -> None:
-        """Index the corpus ``{docid: text}`` in every retriever."""
-        for retriever in self.retrievers:
-            retriever.index(corpus)
-        self._corpus = corpus
-
-    def retrieve(self, queries: Mapping[str, str], k: int) -> Run:
+    def retrieve(self, queries: Mapping[Any, str], k: int) -> Retrieval:
         """The top ``k`` documents of each query after fusion and reranking."""
+        k = check_k(k)
         depth = max(self.depth, k)
-        runs = [retriever.retrieve(queries, depth) for retriever in self.retrievers]
-        run = self.fusion.fuse(runs) if self.fusion is not None else runs[0]
+        stages = [retriever.retrieve(queries, depth) for retriever in self.retrievers]
+        seconds = {
+            f"{i}.{step}": value
+            for i, stage in enumerate(stages)
+            for step, value in stage.seconds.items()
+        }
+        start = time.perf_counter()
+        run = self.fusion.fuse([s.run for s in stages]) if self.fusion else stages[0].run
+        seconds["fuse"] = time.perf_counter() - start
         if self.reranker is not None:
-            run = self.reranker.rerank(cut(run, depth), queries, self._corpus)
-        return cut(run, k)
+            start = time.perf_counter()
+            run = self.reranker.rerank(run.cut(depth), queries)
+            seconds["rerank"] = time.perf_counter() - start
+        sparse = next((s for s in stages if s.query_vectors is not None), None)
+        return Retrieval(
+            run=run.cut(k),
+            query_vectors=None if sparse is None else sparse.query_vectors,
+            doc_stats=None if sparse is None else sparse.doc_stats,
+            seconds=seconds,
+        )

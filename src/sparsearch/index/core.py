@@ -5,45 +5,28 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from sparsearch.errors import (
     DimensionMismatchError,
+    DuplicateIdError,
     InvalidInputError,
     UnknownIdError,
     VocabularyMismatchError,
 )
 from sparsearch.index import kernels, storage
-from sparsearch.index.filters import Filter, as_filter
-from sparsearch.index.hits import Hits
+from sparsearch.index.checks import check_batch, normalize_ids
+from sparsearch.index.plans import Plan, search_plans, slot_offsets, slot_payloads, slot_table
 from sparsearch.index.segment import Segment
-from sparsearch.sparse import SparseVectors, vocab_hash
+from sparsearch.search import DocId, Filter, Hits, SearchParams
+from sparsearch.sparse import SparseVectors, TermStats, vocab_hash
 
-DocId = str | int
 _NO_SEQ = np.iinfo(np.int64).max
-
-
-class DuplicateIdError(InvalidInputError):
-    """An id given twice in one batch, or added while the index already holds it."""
-
-
-def _normalize_ids(ids: Iterable[Any]) -> list[DocId]:
-    """External ids as plain ``str`` / ``int`` (numpy integers accepted, bools and others not)."""
-    out = []
-    for doc_id in ids:
-        if isinstance(doc_id, np.integer):
-            doc_id = int(doc_id)
-        elif isinstance(doc_id, np.str_):
-            doc_id = str(doc_id)
-        if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)):
-            raise InvalidInputError(f"ids must be str or int, got {doc_id!r}")
-        out.append(doc_id)
-    return out
 
 
 def _pack(number: int, local: int) -> int:
@@ -66,8 +49,14 @@ class SparseIndex:
     ([['b', 'a']], [[2.0, 1.0]])
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, *, dim: int | None = None,
-                 vocab: Sequence[str] | None = None, max_segments: int = 16) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        dim: int | None = None,
+        vocab: Sequence[str] | None = None,
+        max_segments: int = 16,
+    ) -> None:
         if path is not None and (Path(path) / storage.CURRENT).exists():
             self._load(Path(path), mmap=True, verify=True)
             return
@@ -122,8 +111,12 @@ class SparseIndex:
         }
 
     # ------------------------------------------------------------------ updates
-    def add(self, ids: Sequence[DocId], vectors: SparseVectors,
-            payloads: Sequence[Mapping[str, Any] | None] | None = None) -> None:
+    def add(
+        self,
+        ids: Sequence[DocId],
+        vectors: SparseVectors,
+        payloads: Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> None:
         """Add documents; an id already present (or repeated) raises :class:`DuplicateIdError`."""
         ids = self._check_batch(ids, vectors, payloads)
         taken = [doc_id for doc_id in ids if doc_id in self._where]
@@ -131,8 +124,12 @@ class SparseIndex:
             raise DuplicateIdError(f"id {taken[0]!r} is already in the index (use upsert)")
         self._append(ids, vectors, payloads)
 
-    def upsert(self, ids: Sequence[DocId], vectors: SparseVectors,
-               payloads: Sequence[Mapping[str, Any] | None] | None = None) -> None:
+    def upsert(
+        self,
+        ids: Sequence[DocId],
+        vectors: SparseVectors,
+        payloads: Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> None:
         """Add documents, replacing those whose id is present (they count as newly inserted)."""
         ids = self._check_batch(ids, vectors, payloads)
         present = [doc_id for doc_id in ids if doc_id in self._where]
@@ -142,7 +139,7 @@ class SparseIndex:
 
     def delete(self, ids: Iterable[DocId]) -> None:
         """Tombstone documents; an unknown id raises :class:`UnknownIdError` and deletes nothing."""
-        ids = list(dict.fromkeys(_normalize_ids(ids)))
+        ids = list(dict.fromkeys(normalize_ids(ids)))
         for doc_id in ids:
             if doc_id not in self._where:
                 raise UnknownIdError(f"unknown id {doc_id!r}")
@@ -163,7 +160,7 @@ class SparseIndex:
     def get(self, ids: Iterable[DocId]) -> SparseVectors:
         """The stored vectors of ``ids``, in that order."""
         parts = []
-        for doc_id in _normalize_ids(ids):
+        for doc_id in normalize_ids(ids):
             if doc_id not in self._where:
                 raise UnknownIdError(f"unknown id {doc_id!r}")
             packed = self._where[doc_id]
@@ -173,20 +170,34 @@ class SparseIndex:
                 raise InvalidInputError("the index is empty and has no dimension yet")
             return SparseVectors.empty(self._dim, self._vocab)
         out = SparseVectors.concat(parts)
-        return SparseVectors(out.indptr, out.indices, out.values, out.dim, self._vocab,
-                             validate=False)
+        return SparseVectors(
+            out.indptr, out.indices, out.values, out.dim, self._vocab, validate=False
+        )
 
     def ids(self) -> list[DocId]:
         """The ids of all live documents, in insertion order."""
         return sorted(self._where, key=lambda doc_id: self._seq_of(self._where[doc_id]))
 
+    def term_stats(self) -> TermStats:
+        """How many live documents hold each term (for FLOPS and active-dims statistics)."""
+        if self._dim is None:
+            raise InvalidInputError("the index is empty and has no dimension yet")
+        if "term_stats" not in self._cache:
+            doc_freq = np.zeros(self._dim, np.int64)
+            for seg in self._segments:
+                live_entries = np.repeat(~seg.deleted, np.diff(seg.fwd_indptr))
+                doc_freq += np.bincount(seg.fwd_indices[live_entries], minlength=self._dim)
+            self._cache["term_stats"] = TermStats(n_docs=len(self), doc_freq=doc_freq)
+        stats: TermStats = self._cache["term_stats"]
+        return stats
+
     def _seq_of(self, packed: int) -> int:
         return int(self._by_number[packed >> 32].seq[packed & 0xFFFFFFFF])
 
-    def get_payloads(self, ids: Iterable[DocId]) -> list[dict | None]:
+    def get_payloads(self, ids: Iterable[DocId]) -> list[dict[str, Any] | None]:
         """The payloads of ``ids``, in that order (None where a document has none)."""
         out = []
-        for doc_id in _normalize_ids(ids):
+        for doc_id in normalize_ids(ids):
             if doc_id not in self._where:
                 raise UnknownIdError(f"unknown id {doc_id!r}")
             packed = self._where[doc_id]
@@ -194,14 +205,18 @@ class SparseIndex:
         return out
 
     # ------------------------------------------------------------------ search
-    def search(self, queries: SparseVectors, k: int = 10,
-               filter: Filter | Mapping[str, Any] | Iterable[DocId] | None = None,  # noqa: A002
-               n_threads: int | None = None, return_payloads: bool = False) -> Hits:
+    def search(
+        self, queries: SparseVectors, k: int = 10, *, params: SearchParams | None = None
+    ) -> Hits:
         """Exact top-``k`` documents by dot product for each query.
 
-        ``filter``: a :class:`Filter`, ``{"ids": [...], "payload": {field: value}}``, or a
-        collection of allowed ids. ``n_threads``: threads for the batch (default: all cores).
+        ``params``: a :class:`~sparsearch.search.SearchParams` with the filter (``Filter``,
+        ``{"ids": [...], "payload": {field: value}}`` or a collection of allowed ids),
+        ``return_payloads`` and ``threads`` (default: all cores).
         """
+        if params is not None and not isinstance(params, SearchParams):
+            raise InvalidInputError(f"params must be SearchParams, got {type(params).__name__}")
+        params = params or SearchParams()
         if not isinstance(queries, SparseVectors):
             raise InvalidInputError(f"queries must be SparseVectors, got {type(queries).__name__}")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
@@ -216,7 +231,7 @@ class SparseIndex:
         top_slot = np.empty((n, k), np.int64)
         top_slot.fill(-1)  # slot -1 picks the padding entry at the end of the slot tables
         top_n = np.zeros(n, np.int64)
-        plans = self._plans(as_filter(filter))
+        plans = self._plans(params.filter)
 
         largest = max((seg.n for seg, _, _ in plans), default=0)
 
@@ -224,11 +239,23 @@ class SparseIndex:
             scratch = self._scratch(largest)
             for seg, offset, live in plans:
                 kernels.search_segment(
-                    queries.indptr, queries.indices, queries.values, lo, hi,
-                    *seg.search_arrays(), seg.seq, live, offset, top_scores, top_seq, top_slot, top_n,
-                    scratch)
+                    queries.indptr,
+                    queries.indices,
+                    queries.values,
+                    lo,
+                    hi,
+                    *seg.search_arrays(),
+                    seg.seq,
+                    live,
+                    offset,
+                    top_scores,
+                    top_seq,
+                    top_slot,
+                    top_n,
+                    scratch,
+                )
 
-        threads = max(1, min(n_threads or os.cpu_count() or 1, n))
+        threads = max(1, min(params.threads or os.cpu_count() or 1, n))
         if plans and threads == 1:
             work(0, n)
         elif plans:
@@ -236,12 +263,14 @@ class SparseIndex:
             with ThreadPoolExecutor(threads) as pool:
                 list(pool.map(work, bounds[:-1], bounds[1:]))
         kernels.sort_heaps(top_scores, top_seq, top_slot, top_n)
-        payloads = self._slot_payloads()[top_slot] if return_payloads else None
+        payloads = self._slot_payloads()[top_slot] if params.return_payloads else None
         return Hits(ids=self._slot_ids()[top_slot], scores=top_scores, payloads=payloads)
 
     # ------------------------------------------------------------------ persistence
     @classmethod
-    def open(cls, path: str | os.PathLike, mmap: bool = True, verify: bool = True) -> SparseIndex:
+    def open(
+        cls, path: str | os.PathLike[str], mmap: bool = True, verify: bool = True
+    ) -> SparseIndex:
         """Open a saved index; a damaged one raises :class:`IndexCorruptError`.
 
         ``mmap``: memory-map the arrays instead of reading them. ``verify``: check every file's
@@ -251,30 +280,17 @@ class SparseIndex:
         index._load(Path(path), mmap=mmap, verify=verify)
         return index
 
-    def save(self, path: str | os.PathLike | None = None) -> None:
+    def save(self, path: str | os.PathLike[str] | None = None) -> None:
         """Commit the current state to ``path`` (default: the index's own path), crash-safely."""
         if path is None and self.path is None:
             raise InvalidInputError("an in-memory index needs a path to save to")
-        root = Path(path if path is not None else self.path)
+        root = Path(path) if path is not None else cast(Path, self.path)
         root.mkdir(parents=True, exist_ok=True)
-        resolved = root.resolve()
         version = storage.next_version(root)
-        files: dict[str, dict[str, Any]] = {}
-        entries = []
-        for seg in self._segments:
-            if seg.saved is None or seg.saved[0] != resolved:
-                name, seg_files = storage.write_segment(root, seg)
-                seg.saved = (resolved, name, seg_files)
-            _, name, seg_files = seg.saved
-            files.update(seg_files)
-            tombstones = None
-            if seg.n_live < seg.n:
-                tombstones, record = storage.write_tombstones(root, name, seg.deleted, version)
-                files[tombstones] = record
-            entries.append({"name": name, "number": seg.number, "n_docs": seg.n,
-                             "tombstones": tombstones, "files": seg_files})
+        entries, files = storage.write_segments(root, self._segments, version)
         vocab_file = None
         if self._vocab is not None:
+            assert self._vocab_hash is not None  # set together with the vocab
             vocab_file, record = storage.write_vocab(root, self._vocab, self._vocab_hash)
             files[vocab_file] = record
         manifest = {
@@ -283,8 +299,11 @@ class SparseIndex:
             "dim": self._dim,
             "vocab_hash": self._vocab_hash,
             "vocab_file": vocab_file,
-            "counts": {"documents": len(self), "segments": len(self._segments),
-                       "deleted": self.stats()["deleted"]},
+            "counts": {
+                "documents": len(self),
+                "segments": len(self._segments),
+                "deleted": self.stats()["deleted"],
+            },
             "params": self._params,
             "next_seq": self._next_seq,
             "next_number": self._next_number,
@@ -305,8 +324,9 @@ class SparseIndex:
         self._params = manifest["params"]
         self._next_seq = manifest["next_seq"]
         self._next_number = manifest["next_number"]
-        self._segments = [storage.read_segment(root, meta, self._dim, mmap)
-                          for meta in manifest["segments"]]
+        self._segments = [
+            storage.read_segment(root, meta, self._dim, mmap) for meta in manifest["segments"]
+        ]
         self._reset_maps()
 
     # ------------------------------------------------------------------ internals
@@ -322,11 +342,11 @@ class SparseIndex:
         for local in np.flatnonzero(~seg.deleted).tolist():
             self._where[seg.ids[local]] = _pack(seg.number, local)
 
-    def _scratch(self, n: int) -> tuple[np.ndarray, ...]:
+    def _scratch(self, n: int) -> kernels.Scratch:
         """This thread's scratch arrays of the search kernel, for segments of up to ``n`` docs."""
         held = getattr(self._local, "scratch", None)
         if held is None or held[0].size < n:
-            held = self._local.scratch = kernels.scratch(n, self._dim)
+            held = self._local.scratch = kernels.scratch(n, self._dim or 0)
         return held
 
     def _invalidate(self) -> None:
@@ -339,38 +359,26 @@ class SparseIndex:
             if self._cache.get("vocab_ok") is not vectors.vocab:
                 if vocab_hash(vectors.vocab) != self._vocab_hash:
                     raise VocabularyMismatchError(
-                        "the vectors were made with another vocabulary than the index's")
+                        "the vectors were made with another vocabulary than the index's"
+                    )
                 self._cache["vocab_ok"] = vectors.vocab
 
-    def _check_batch(self, ids: Sequence[DocId], vectors: SparseVectors,
-                     payloads: Sequence[Mapping[str, Any] | None] | None) -> list[DocId]:
-        if not isinstance(vectors, SparseVectors):
-            raise InvalidInputError(f"vectors must be SparseVectors, got {type(vectors).__name__}")
-        if isinstance(ids, (str, bytes)):
-            raise InvalidInputError("ids must be a sequence of ids, not a single string")
-        ids = _normalize_ids(ids)
-        if len(ids) != vectors.n:
-            raise InvalidInputError(f"{len(ids)} ids for {vectors.n} vectors")
-        if payloads is not None:
-            if len(payloads) != vectors.n:
-                raise InvalidInputError(f"{len(payloads)} payloads for {vectors.n} vectors")
-            for p in payloads:
-                if p is not None and not (isinstance(p, Mapping)
-                                          and all(isinstance(key, str) for key in p)):
-                    raise InvalidInputError(f"a payload must be a JSON object, got {p!r}")
-                try:
-                    json.dumps(p)
-                except (TypeError, ValueError) as err:
-                    raise InvalidInputError(f"payload {p!r} is not JSON: {err}") from err
-        if len(set(ids)) != len(ids):
-            seen: set[DocId] = set()
-            dup = next(doc_id for doc_id in ids if doc_id in seen or seen.add(doc_id))
-            raise DuplicateIdError(f"id {dup!r} appears twice in the batch")
+    def _check_batch(
+        self,
+        ids: Sequence[DocId],
+        vectors: SparseVectors,
+        payloads: Sequence[Mapping[str, Any] | None] | None,
+    ) -> list[DocId]:
+        checked = check_batch(ids, vectors, payloads)
         self._check_vectors(vectors)
-        return ids
+        return checked
 
-    def _append(self, ids: list[DocId], vectors: SparseVectors,
-                payloads: Sequence[Mapping[str, Any] | None] | None) -> None:
+    def _append(
+        self,
+        ids: list[DocId],
+        vectors: SparseVectors,
+        payloads: Sequence[Mapping[str, Any] | None] | None,
+    ) -> None:
         if self._dim is None:
             self._dim = vectors.dim
         if self._vocab is None and vectors.vocab is not None and self._next_seq == 0:
@@ -392,7 +400,10 @@ class SparseIndex:
 
     def _merge(self, group: list[Segment]) -> None:
         """Replace the segments of ``group`` by one holding their live documents, in seq order."""
-        parts, seqs, ids, payloads = [], [], [], []
+        parts: list[SparseVectors] = []
+        seqs: list[np.ndarray] = []
+        ids: list[DocId] = []
+        payloads: list[dict[str, Any] | None] = []
         for seg in group:
             local = seg.live_docs()
             parts.append(seg.vectors(local))
@@ -407,9 +418,13 @@ class SparseIndex:
             del self._by_number[seg.number]
         if order.size:
             with_payloads = any(p is not None for p in payloads)
-            seg = Segment.build(self._next_number, vectors, np.concatenate(seqs)[order],
-                                [ids[i] for i in order.tolist()],
-                                [payloads[i] for i in order.tolist()] if with_payloads else None)
+            seg = Segment.build(
+                self._next_number,
+                vectors,
+                np.concatenate(seqs)[order],
+                [ids[i] for i in order.tolist()],
+                [payloads[i] for i in order.tolist()] if with_payloads else None,
+            )
             self._next_number += 1
             self._segments.append(seg)
             self._by_number[seg.number] = seg
@@ -417,57 +432,28 @@ class SparseIndex:
         self._invalidate()
 
     def _offsets(self) -> np.ndarray:
-        if "offsets" not in self._cache:
-            sizes = [seg.n for seg in self._segments]
-            self._cache["offsets"] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        return self._cache["offsets"]
+        return self._cached("offsets", lambda: slot_offsets(self._segments))
 
     def _slot_ids(self) -> np.ndarray:
         """External id by slot, then one ``None`` (what padding's slot -1 picks)."""
-        if "ids" not in self._cache:
-            parts = [seg.ids for seg in self._segments]
-            self._cache["ids"] = np.concatenate([*parts, np.full(1, None, object)])
-        return self._cache["ids"]
+        return self._cached("ids", lambda: slot_table([seg.ids for seg in self._segments]))
 
     def _slot_payloads(self) -> np.ndarray:
         """Payload by slot, then one ``None`` (what padding's slot -1 picks)."""
-        if "payloads" not in self._cache:
-            out = np.full(int(self._offsets()[-1]) + 1, None, object)
-            for seg, offset in zip(self._segments, self._offsets().tolist(), strict=False):
-                if seg.payloads is not None:
-                    out[offset:offset + seg.n] = seg.payloads
-            self._cache["payloads"] = out
-        return self._cache["payloads"]
+        return self._cached("payloads", lambda: slot_payloads(self._segments))
 
-    def _plans(self, flt: Filter | None) -> list[tuple[Segment, int, np.ndarray]]:
+    def _cached(self, key: str, make: Callable[[], np.ndarray]) -> np.ndarray:
+        if key not in self._cache:
+            self._cache[key] = make()
+        value: np.ndarray = self._cache[key]
+        return value
+
+    def _plans(self, flt: Filter | None) -> list[Plan]:
         """Per segment, largest first: (segment, slot offset, live mask)."""
         if flt is None and "plans" in self._cache:
-            return self._cache["plans"]
-        allowed = None
-        if flt is not None and flt.ids is not None:
-            allowed = {}
-            for doc_id in flt.ids:
-                packed = self._where.get(doc_id)
-                if packed is not None:
-                    allowed.setdefault(packed >> 32, []).append(packed & 0xFFFFFFFF)
-        plans = []
-        for seg, offset in zip(self._segments, self._offsets().tolist(), strict=False):
-            if flt is None:
-                live = (~seg.deleted).view(np.uint8)
-            else:
-                mask = ~seg.deleted
-                if allowed is not None:
-                    chosen = np.zeros(seg.n, bool)
-                    chosen[allowed.get(seg.number, [])] = True
-                    mask &= chosen
-                if flt.payload:
-                    mask &= np.fromiter((flt.matches_payload(seg.payload(i))
-                                         for i in range(seg.n)), bool, seg.n)
-                if not mask.any():
-                    continue
-                live = mask.view(np.uint8)
-            plans.append((seg, offset, live))
-        plans.sort(key=lambda plan: -plan[0].n_live)
+            cached: list[Plan] = self._cache["plans"]
+            return cached
+        plans = search_plans(self._segments, self._offsets(), self._where, flt)
         if flt is None:
             self._cache["plans"] = plans
         return plans

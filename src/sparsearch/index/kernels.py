@@ -1,8 +1,9 @@
-"""Numba kernels of the engine: the hot loops, over plain arrays.
+"""Numba kernels of the search: bounded heaps and the exact top-k of queries over one segment.
 
 Every kernel has a pure-numpy twin in :mod:`sparsearch.index.reference` with the same signature and
 the same results; the tests compare the two. Kernels release the GIL (``nogil``) so batch search can
-spread queries over Python threads, and cache their machine code on disk (``cache``).
+spread queries over Python threads, and cache their machine code on disk (``cache``). The
+kernels that build a segment's structures live in :mod:`sparsearch.index.build_kernels`.
 
 Conventions shared by the search kernels:
 
@@ -18,41 +19,37 @@ Conventions shared by the search kernels:
 
 from __future__ import annotations
 
-import numba as nb
+from typing import Any, TypeAlias
+
 import numpy as np
 
-_JIT = {"nogil": True, "cache": True}
+from sparsearch.index.build_kernels import RANGE_BITS
+from sparsearch.index.kernel_types import F32, I32, I64, U8, U16, Ordinals, Score, jit
+
+#: :func:`scratch`'s working arrays: ``(acc, state, touched, racc, qdense)``
+Scratch: TypeAlias = tuple[F32, U8, I32, F32, F32]
 
 DENSE_FRACTION = 4  # a query whose postings reach n / DENSE_FRACTION scans all n documents
 
 
-@nb.njit(**_JIT)
-def inverted_index(indptr, indices, values, dim):  # pragma: no cover - compiled
-    """Term-major postings of a CSR matrix: ``(post_indptr, post_docs, post_vals)``."""
-    post_indptr = np.zeros(dim + 1, np.int64)
-    for j in range(indices.size):
-        post_indptr[indices[j] + 1] += 1
-    post_indptr = np.cumsum(post_indptr)
-    fill = post_indptr[:-1].copy()
-    post_docs = np.empty(indices.size, np.int32)
-    post_vals = np.empty(indices.size, np.float32)
-    for r in range(indptr.size - 1):  # rows ascend, so each term's postings do too
-        for j in range(indptr[r], indptr[r + 1]):
-            t = indices[j]
-            post_docs[fill[t]] = r
-            post_vals[fill[t]] = values[j]
-            fill[t] += 1
-    return post_indptr, post_docs, post_vals
-
-
-@nb.njit(**_JIT)
-def _worse(s1, q1, s2, q2):  # pragma: no cover - compiled
+@jit
+def _worse(
+    s1: Score, q1: int | np.integer[Any], s2: Score, q2: int | np.integer[Any]
+) -> bool | np.bool_:  # pragma: no cover - compiled
     """Whether hit (s1, q1) ranks below hit (s2, q2): lower score, or same score and later seq."""
     return s1 < s2 or (s1 == s2 and q1 > q2)
 
 
-@nb.njit(**_JIT)
-def heap_push(scores, seqs, slots, size, score, seq, slot):  # pragma: no cover - compiled
+@jit
+def heap_push(
+    scores: F32,
+    seqs: I64,
+    slots: I64,
+    size: int,
+    score: Score,
+    seq: int | np.integer[Any],
+    slot: int | np.integer[Any],
+) -> int:  # pragma: no cover - compiled
     """Offer one hit to a bounded min-heap (root = worst kept hit); returns the new size."""
     if size == scores.size:
         if _worse(scores[0], seqs[0], score, seq):
@@ -73,16 +70,25 @@ def heap_push(scores, seqs, slots, size, score, seq, slot):  # pragma: no cover 
     return size + 1
 
 
-@nb.njit(**_JIT)
-def _sift_down(scores, seqs, slots, size, score, seq, slot):  # pragma: no cover - compiled
+@jit
+def _sift_down(
+    scores: F32,
+    seqs: I64,
+    slots: I64,
+    size: int,
+    score: Score,
+    seq: int | np.integer[Any],
+    slot: int | np.integer[Any],
+) -> None:  # pragma: no cover - compiled
     """Put hit (score, seq, slot) at the root of the heap's first ``size`` entries and restore it."""
     i = 0
     while True:
         child = 2 * i + 1
         if child >= size:
             break
-        if child + 1 < size and _worse(scores[child + 1], seqs[child + 1], scores[child],
-                                       seqs[child]):
+        if child + 1 < size and _worse(
+            scores[child + 1], seqs[child + 1], scores[child], seqs[child]
+        ):
             child += 1
         if not _worse(scores[child], seqs[child], score, seq):
             break
@@ -95,8 +101,10 @@ def _sift_down(scores, seqs, slots, size, score, seq, slot):  # pragma: no cover
     slots[i] = slot
 
 
-@nb.njit(**_JIT)
-def sort_heaps(top_scores, top_seq, top_slot, top_n):  # pragma: no cover - compiled
+@jit
+def sort_heaps(
+    top_scores: F32, top_seq: I64, top_slot: I64, top_n: I64
+) -> None:  # pragma: no cover - compiled
     """Turn each row's heap into its hits best first (score desc, seq asc), in place."""
     for qi in range(top_n.size):
         scores, seqs, slots = top_scores[qi], top_seq[qi], top_slot[qi]
@@ -106,97 +114,20 @@ def sort_heaps(top_scores, top_seq, top_slot, top_n):  # pragma: no cover - comp
             _sift_down(scores, seqs, slots, end, score, seq, slot)
 
 
-@nb.njit(**_JIT)
-def term_bounds(post_indptr, post_docs, post_vals, top):  # pragma: no cover - compiled
-    """Per term, its largest weight and its ``top`` highest-weight documents.
-
-    Returns ``(term_max, top_indptr, top_docs)``: ``term_max[t]`` bounds every weight of term
-    ``t``; ``top_docs[top_indptr[t]:top_indptr[t + 1]]`` are its (at most ``top``) documents of
-    largest weight, ties to the smaller ordinal, in ascending ordinal order.
-    """
-    dim = post_indptr.size - 1
-    term_max = np.zeros(dim, np.float32)
-    top_indptr = np.zeros(dim + 1, np.int64)
-    for t in range(dim):
-        top_indptr[t + 1] = top_indptr[t] + min(post_indptr[t + 1] - post_indptr[t], top)
-    top_docs = np.empty(top_indptr[dim], np.int32)
-    for t in range(dim):
-        a, b = post_indptr[t], post_indptr[t + 1]
-        if a == b:
-            continue
-        vals = post_vals[a:b]
-        term_max[t] = vals.max()
-        out = top_indptr[t]
-        want = top_indptr[t + 1] - out
-        if b - a == want:
-            top_docs[out:out + want] = post_docs[a:b]
-            continue
-        cut = np.partition(vals, vals.size - want)[vals.size - want]  # the want-th largest
-        above = 0
-        for x in range(vals.size):
-            above += vals[x] > cut
-        ties = want - above
-        for x in range(vals.size):
-            if vals[x] > cut or (vals[x] == cut and ties > 0):
-                if vals[x] == cut:
-                    ties -= 1
-                top_docs[out] = post_docs[a + x]
-                out += 1
-    return term_max, top_indptr, top_docs
-
-
-RANGE_BITS = 16  # impact postings are grouped by ranges of 2**16 documents (uint16 ordinals)
-IMPACT_LEVELS = 255  # each weight is rounded up to one of this many steps of its term's maximum
-
-
-@nb.njit(**_JIT)
-def impact_blocks(post_indptr, post_docs, post_vals, term_max, n):  # pragma: no cover - compiled
-    """Compact upper-bound postings, grouped by document range: the pruned search's input.
-
-    Returns ``(term_scale, blk_indptr, blk_docs, blk_imps)``. Range ``r`` holds documents
-    ``r * 2**RANGE_BITS ..``; its postings of term ``t`` are ``blk_indptr[r * dim + t] ..
-    blk_indptr[r * dim + t + 1]``, with ordinals relative to the range (``uint16``) and weights
-    rounded *up* to ``uint8`` steps of ``term_scale[t]`` (so ``imp x scale >= weight``, and
-    every positive weight has ``imp >= 1``). Non-positive weights get 0.
-    """
-    dim = post_indptr.size - 1
-    n_ranges = max(1, (n + (1 << RANGE_BITS) - 1) >> RANGE_BITS)
-    term_scale = np.zeros(dim, np.float32)
-    for t in range(dim):
-        if term_max[t] > 0:
-            term_scale[t] = np.float32(term_max[t] / IMPACT_LEVELS * (1 + 1e-6))
-    blk_indptr = np.zeros(n_ranges * dim + 1, np.int64)
-    for t in range(dim):
-        for x in range(post_indptr[t], post_indptr[t + 1]):
-            blk_indptr[(post_docs[x] >> RANGE_BITS) * dim + t + 1] += 1
-    blk_indptr = np.cumsum(blk_indptr)
-    fill = blk_indptr[:-1].copy()
-    blk_docs = np.empty(post_docs.size, np.uint16)
-    blk_imps = np.zeros(post_docs.size, np.uint8)
-    mask = (1 << RANGE_BITS) - 1
-    for t in range(dim):
-        scale = np.float64(term_scale[t])
-        for x in range(post_indptr[t], post_indptr[t + 1]):
-            d = post_docs[x]
-            o = fill[(d >> RANGE_BITS) * dim + t]
-            fill[(d >> RANGE_BITS) * dim + t] += 1
-            blk_docs[o] = d & mask
-            v = np.float64(post_vals[x])
-            if v > 0:
-                imp = min(np.ceil(v / scale), IMPACT_LEVELS)
-                blk_imps[o] = max(imp, 1)
-    return term_scale, blk_indptr, blk_docs, blk_imps
-
-
-def scratch(n: int, dim: int) -> tuple[np.ndarray, ...]:
+def scratch(n: int, dim: int) -> Scratch:
     """Working arrays of :func:`search_segment` for segments of up to ``n`` documents.
 
     ``(acc, state, touched, racc, qdense)``, zero; the kernel leaves them zero again, so one
     thread can reuse them call after call (allocating and clearing them per call costs more than
     a small query's search).
     """
-    return (np.zeros(n, np.float32), np.zeros(n, np.uint8), np.empty(n, np.int32),
-            np.zeros(min(n, 1 << RANGE_BITS), np.float32), np.zeros(dim, np.float32))
+    return (
+        np.zeros(n, np.float32),
+        np.zeros(n, np.uint8),
+        np.empty(n, np.int32),
+        np.zeros(min(n, 1 << RANGE_BITS), np.float32),
+        np.zeros(dim, np.float32),
+    )
 
 
 SEED_TERMS = 8  # the threshold is seeded from the top documents of this many strongest terms
@@ -209,19 +140,38 @@ SLACK = 1e-4  # relative margin on every pruning bound: float32 rounding never p
 _TOUCHED, _DONE = np.uint8(1), np.uint8(2)  # a document's state during one query
 
 
-@nb.njit(**_JIT)
-def _exact_score(d, fwd_indptr, fwd_indices, fwd_values, qdense):  # pragma: no cover - compiled
+@jit
+def _exact_score(
+    d: int | np.integer[Any], fwd_indptr: I64, fwd_indices: I32, fwd_values: F32, qdense: F32
+) -> np.float32:  # pragma: no cover - compiled
     """Document ``d``'s dot product with the dense query, summed in its term order (as scipy)."""
-    s = np.float32(0.0)
+    s: np.float32 = np.float32(0.0)
     for x in range(fwd_indptr[d], fwd_indptr[d + 1]):
         s += qdense[fwd_indices[x]] * fwd_values[x]
     return s
 
 
-@nb.njit(**_JIT)
-def _exhaustive(q_indices, q_values, a, m, post_indptr, post_docs, post_vals, acc, state,
-                touched, nt, seq, live, slot_offset, scores, seqs, slots,
-                size):  # pragma: no cover - compiled
+@jit
+def _exhaustive(
+    q_indices: I32,
+    q_values: F32,
+    a: int,
+    m: int,
+    post_indptr: I64,
+    post_docs: Ordinals,
+    post_vals: F32,
+    acc: F32,
+    state: U8,
+    touched: I32,
+    nt: int,
+    seq: I64,
+    live: U8,
+    slot_offset: int,
+    scores: F32,
+    seqs: I64,
+    slots: I64,
+    size: int,
+) -> tuple[int, int]:  # pragma: no cover - compiled
     """Score every matching document not yet scored (``state`` without ``_DONE``) exactly.
 
     Term at a time into the float32 accumulator, terms ascending (so each score is summed in the
@@ -271,19 +221,40 @@ def _exhaustive(q_indices, q_values, a, m, post_indptr, post_docs, post_vals, ac
     return size, nt
 
 
-@nb.njit(**_JIT)
-def _peak(x, lo, hi):  # pragma: no cover - compiled
+@jit
+def _peak(x: F32, lo: int, hi: int) -> np.float32:  # pragma: no cover - compiled
     """``max(0, x[lo:hi].max())``: a tight loop without branches to mispredict."""
-    peak = np.float32(0.0)
+    peak: np.float32 = np.float32(0.0)
     for i in range(lo, hi):
         peak = max(peak, x[i])
     return peak
 
 
-@nb.njit(**_JIT)
-def _pruned(q_indices, q_values, a, m, coef, ub_rest, blk_indptr, blk_docs, blk_imps, fwd_indptr,
-            fwd_indices, fwd_values, qdense, racc, state, seq, live, slot_offset, scores, seqs,
-            slots, size):  # pragma: no cover - compiled
+@jit
+def _pruned(
+    q_indices: I32,
+    q_values: F32,
+    a: int,
+    m: int,
+    coef: F32,
+    ub_rest: Score,
+    blk_indptr: I64,
+    blk_docs: U16,
+    blk_imps: U8,
+    fwd_indptr: I64,
+    fwd_indices: I32,
+    fwd_values: F32,
+    qdense: F32,
+    racc: F32,
+    state: U8,
+    seq: I64,
+    live: U8,
+    slot_offset: int,
+    scores: F32,
+    seqs: I64,
+    slots: I64,
+    size: int,
+) -> int:  # pragma: no cover - compiled
     """Range by range, accumulate upper bounds from the impact postings; rescore those that can win.
 
     ``coef[j]`` is query term j's weight x its term scale (0 for a non-essential term, whose
@@ -314,19 +285,44 @@ def _pruned(q_indices, q_values, a, m, coef, ub_rest, blk_indptr, blk_docs, blk_
                     if state[g] == 0 and live[g] != 0:
                         s = _exact_score(g, fwd_indptr, fwd_indices, fwd_values, qdense)
                         if s >= scores[0]:
-                            size = heap_push(scores, seqs, slots, size, s, seq[g],
-                                             slot_offset + g)
+                            size = heap_push(scores, seqs, slots, size, s, seq[g], slot_offset + g)
                             cut = scores[0] / (1 + SLACK) - ub_rest
         racc[:span] = 0.0
     return size
 
 
-@nb.njit(**_JIT)
-def search_segment(q_indptr, q_indices, q_values, q_lo, q_hi, post_indptr, post_docs, post_vals,
-                   term_max, top_indptr, top_docs, term_scale, blk_indptr, blk_docs, blk_imps,
-                   fwd_indptr, fwd_indices, fwd_values, prunable, seq, live, slot_offset,
-                   top_scores, top_seq, top_slot, top_n, scratch, share=ESSENTIAL_SHARE,
-                   min_docs=PRUNE_MIN_DOCS):  # pragma: no cover - compiled
+@jit
+def search_segment(
+    q_indptr: I64,
+    q_indices: I32,
+    q_values: F32,
+    q_lo: int,
+    q_hi: int,
+    post_indptr: I64,
+    post_docs: Ordinals,
+    post_vals: F32,
+    term_max: F32,
+    top_indptr: I64,
+    top_docs: I32,
+    term_scale: F32,
+    blk_indptr: I64,
+    blk_docs: U16,
+    blk_imps: U8,
+    fwd_indptr: I64,
+    fwd_indices: I32,
+    fwd_values: F32,
+    prunable: bool,
+    seq: I64,
+    live: U8,
+    slot_offset: int,
+    top_scores: F32,
+    top_seq: I64,
+    top_slot: I64,
+    top_n: I64,
+    scratch: Scratch,
+    share: float = ESSENTIAL_SHARE,
+    min_docs: int = PRUNE_MIN_DOCS,
+) -> None:  # pragma: no cover - compiled
     """Exact top-k of queries ``q_lo..q_hi`` over one segment, merged into their heaps.
 
     The threshold (the heap's k-th best score) is first seeded by scoring exactly the top
@@ -371,8 +367,9 @@ def search_segment(q_indptr, q_indices, q_values, q_lo, q_hi, post_indptr, post_
                         if live[d] != 0:
                             s = _exact_score(d, fwd_indptr, fwd_indices, fwd_values, qdense)
                             if size < k or s >= scores[0]:
-                                size = heap_push(scores, seqs, slots, size, s, seq[d],
-                                                 slot_offset + d)
+                                size = heap_push(
+                                    scores, seqs, slots, size, s, seq[d], slot_offset + d
+                                )
         if prune and size == k and scores[0] > 0:
             coef = np.zeros(m, np.float32)
             ub_rest = np.float32(0.0)
@@ -384,13 +381,51 @@ def search_segment(q_indptr, q_indices, q_values, q_lo, q_hi, post_indptr, post_
                     ub_rest += ub[j]
                 else:
                     coef[j] = q_values[a + j] * term_scale[q_indices[a + j]]
-            size = _pruned(q_indices, q_values, a, m, coef, ub_rest, blk_indptr, blk_docs,
-                           blk_imps, fwd_indptr, fwd_indices, fwd_values, qdense, racc, state,
-                           seq, live, slot_offset, scores, seqs, slots, size)
+            size = _pruned(
+                q_indices,
+                q_values,
+                a,
+                m,
+                coef,
+                ub_rest,
+                blk_indptr,
+                blk_docs,
+                blk_imps,
+                fwd_indptr,
+                fwd_indices,
+                fwd_values,
+                qdense,
+                racc,
+                state,
+                seq,
+                live,
+                slot_offset,
+                scores,
+                seqs,
+                slots,
+                size,
+            )
         else:
-            size, nt = _exhaustive(q_indices, q_values, a, m, post_indptr, post_docs, post_vals,
-                                   acc, state, touched, nt, seq, live, slot_offset, scores,
-                                   seqs, slots, size)
+            size, nt = _exhaustive(
+                q_indices,
+                q_values,
+                a,
+                m,
+                post_indptr,
+                post_docs,
+                post_vals,
+                acc,
+                state,
+                touched,
+                nt,
+                seq,
+                live,
+                slot_offset,
+                scores,
+                seqs,
+                slots,
+                size,
+            )
         if nt < 0:
             acc[:n] = 0.0
             state[:n] = 0

@@ -1,4 +1,5 @@
-"""Pure-numpy twins of the kernels in :mod:`sparsearch.index.kernels`: the executable specification.
+"""Pure-numpy twins of the numba kernels (:mod:`sparsearch.index.build_kernels`,
+:mod:`sparsearch.index.kernels`): the executable specification.
 
 Same signatures, same results (the tests compare them), written for clarity rather than speed:
 whole-array operations.
@@ -9,11 +10,12 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from sparsearch.index import kernels
+from sparsearch.index.build_kernels import IMPACT_LEVELS, RANGE_BITS
+from sparsearch.index.kernel_types import F32, I32, I64, U8, U16, Ordinals
+from sparsearch.index.kernels import Scratch
 
 
-def inverted_index(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray,
-                   dim: int) -> tuple[np.ndarray, ...]:
+def inverted_index(indptr: I64, indices: I32, values: F32, dim: int) -> tuple[I64, I32, F32]:
     """Term-major postings of a CSR matrix: ``(post_indptr, post_docs, post_vals)``."""
     rows = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
     order = np.lexsort((rows, indices))  # term-major, documents ascending
@@ -22,15 +24,18 @@ def inverted_index(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray,
     return post_indptr, rows[order].astype(np.int32), values[order].astype(np.float32)
 
 
-def term_bounds(post_indptr: np.ndarray, post_docs: np.ndarray, post_vals: np.ndarray,
-                top: int) -> tuple[np.ndarray, ...]:
+def term_bounds(
+    post_indptr: I64, post_docs: Ordinals, post_vals: F32, top: int
+) -> tuple[F32, I64, I32]:
     """Per term its largest weight and its ``top`` best documents (ties: smaller ordinal)."""
     dim = post_indptr.size - 1
     term_max = np.zeros(dim, np.float32)
     chosen = []
     for t in range(dim):
-        docs, vals = post_docs[post_indptr[t]:post_indptr[t + 1]], post_vals[
-            post_indptr[t]:post_indptr[t + 1]]
+        docs, vals = (
+            post_docs[post_indptr[t] : post_indptr[t + 1]],
+            post_vals[post_indptr[t] : post_indptr[t + 1]],
+        )
         if docs.size:
             term_max[t] = vals.max()
         best = np.lexsort((docs, -vals.astype(np.float64)))[:top]
@@ -41,11 +46,12 @@ def term_bounds(post_indptr: np.ndarray, post_docs: np.ndarray, post_vals: np.nd
     return term_max, top_indptr, top_docs
 
 
-def impact_blocks(post_indptr: np.ndarray, post_docs: np.ndarray, post_vals: np.ndarray,
-                  term_max: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+def impact_blocks(
+    post_indptr: I64, post_docs: Ordinals, post_vals: F32, term_max: F32, n: int
+) -> tuple[F32, I64, U16, U8]:
     """Upper-bound ``uint8`` postings grouped by ranges of ``2**RANGE_BITS`` documents."""
     dim = post_indptr.size - 1
-    bits, levels = kernels.RANGE_BITS, kernels.IMPACT_LEVELS
+    bits, levels = RANGE_BITS, IMPACT_LEVELS
     scale = np.where(term_max > 0, term_max.astype(np.float64) / levels * (1 + 1e-6), 0)
     scale = scale.astype(np.float32)
     terms = np.repeat(np.arange(dim), np.diff(post_indptr))
@@ -63,11 +69,37 @@ def impact_blocks(post_indptr: np.ndarray, post_docs: np.ndarray, post_vals: np.
     return scale, blk_indptr, docs, imps
 
 
-def search_segment(q_indptr, q_indices, q_values, q_lo, q_hi, post_indptr, post_docs, post_vals,
-                   term_max, top_indptr, top_docs, term_scale, blk_indptr, blk_docs, blk_imps,
-                   fwd_indptr, fwd_indices, fwd_values, prunable, seq, live, slot_offset,
-                   top_scores, top_seq, top_slot, top_n, scratch=None, share=None,
-                   min_docs=None) -> None:
+def search_segment(
+    q_indptr: I64,
+    q_indices: I32,
+    q_values: F32,
+    q_lo: int,
+    q_hi: int,
+    post_indptr: I64,
+    post_docs: Ordinals,
+    post_vals: F32,
+    term_max: F32,
+    top_indptr: I64,
+    top_docs: I32,
+    term_scale: F32,
+    blk_indptr: I64,
+    blk_docs: U16,
+    blk_imps: U8,
+    fwd_indptr: I64,
+    fwd_indices: I32,
+    fwd_values: F32,
+    prunable: bool,
+    seq: I64,
+    live: U8,
+    slot_offset: int,
+    top_scores: F32,
+    top_seq: I64,
+    top_slot: I64,
+    top_n: I64,
+    scratch: Scratch | None = None,
+    share: float | None = None,
+    min_docs: int | None = None,
+) -> None:
     """Exhaustive twin of the kernel: score every live document, keep the best k.
 
     The pruning arrays (``term_max`` .. ``prunable``) only make the kernel faster; the twin
@@ -83,8 +115,9 @@ def search_segment(q_indptr, q_indices, q_values, q_lo, q_hi, post_indptr, post_
     post_terms = np.repeat(np.arange(dim), np.diff(post_indptr))
     docs = sp.csr_matrix((post_vals, (post_docs, post_terms)), shape=(n, dim))
     docs.sort_indices()  # each document's terms ascending: scores summed in scipy's order
-    pattern = sp.csr_matrix((np.ones(post_vals.size, np.float32), (post_docs, post_terms)),
-                            shape=(n, dim))
+    pattern = sp.csr_matrix(
+        (np.ones(post_vals.size, np.float32), (post_docs, post_terms)), shape=(n, dim)
+    )
     alive = live != 0
     for qi in range(q_lo, q_hi):
         a, e = q_indptr[qi], q_indptr[qi + 1]
@@ -106,7 +139,7 @@ def search_segment(q_indptr, q_indices, q_values, q_lo, q_hi, post_indptr, post_
         top_n[qi] = size
 
 
-def sort_heaps(top_scores, top_seq, top_slot, top_n) -> None:
+def sort_heaps(top_scores: F32, top_seq: I64, top_slot: I64, top_n: I64) -> None:
     """Twin of the kernel: each row's first ``top_n`` hits sorted by (score desc, seq asc)."""
     for qi, size in enumerate(top_n):
         order = np.lexsort((top_seq[qi, :size], -top_scores[qi, :size].astype(np.float64)))

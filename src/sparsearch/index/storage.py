@@ -95,13 +95,16 @@ def write_segment(root: Path, seg: Segment) -> tuple[str, dict[str, dict[str, An
     _fsync_dir(tmp)
     os.rename(tmp, parent / name)
     _fsync_dir(parent)
-    files = {f"segments/{name}/{f.name}": _describe(root, f"segments/{name}/{f.name}")
-             for f in sorted((parent / name).iterdir())}
+    files = {
+        f"segments/{name}/{f.name}": _describe(root, f"segments/{name}/{f.name}")
+        for f in sorted((parent / name).iterdir())
+    }
     return name, files
 
 
-def write_tombstones(root: Path, seg_name: str, deleted: np.ndarray, version: int
-                     ) -> tuple[str, dict[str, Any]]:
+def write_tombstones(
+    root: Path, seg_name: str, deleted: np.ndarray, version: int
+) -> tuple[str, dict[str, Any]]:
     """Write the deleted ordinals of one segment for manifest ``version``."""
     parent = root / "tombstones"
     parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +113,7 @@ def write_tombstones(root: Path, seg_name: str, deleted: np.ndarray, version: in
     return rel, _describe(root, rel)
 
 
-def write_vocab(root: Path, vocab: tuple[str, ...], vocab_hash: str) -> tuple[str, dict]:
+def write_vocab(root: Path, vocab: tuple[str, ...], vocab_hash: str) -> tuple[str, dict[str, Any]]:
     rel = f"vocab-{vocab_hash[:16]}.json"
     _atomic_write(root / rel, json.dumps(list(vocab)).encode())
     return rel, _describe(root, rel)
@@ -150,8 +153,11 @@ def _collect_garbage(root: Path, manifest_name: str, manifest: dict[str, Any]) -
 
 def next_version(root: Path) -> int:
     """One more than the highest manifest version present (committed or not)."""
-    versions = [int(p.stem.split("-")[1]) for p in root.glob("manifest-*.json")
-                if p.stem.split("-")[1].isdigit()]
+    versions = [
+        int(p.stem.split("-")[1])
+        for p in root.glob("manifest-*.json")
+        if p.stem.split("-")[1].isdigit()
+    ]
     return max(versions, default=0) + 1
 
 
@@ -176,10 +182,13 @@ def read_manifest(root: Path, verify: bool = True) -> dict[str, Any]:
     if hashlib.sha256(data).hexdigest() != entry["sha256"]:
         raise IndexCorruptError(f"{manifest_path}: checksum mismatch")
     manifest = json.loads(data)
+    if not isinstance(manifest, dict):
+        raise IndexCorruptError(f"{manifest_path}: not a JSON object")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexCorruptError(
             f"{manifest_path}: format version {manifest.get('format_version')} is not supported "
-            f"(this sparsearch reads version {FORMAT_VERSION}; rebuild the index from its vectors)")
+            f"(this sparsearch reads version {FORMAT_VERSION}; rebuild the index from its vectors)"
+        )
     for rel, record in manifest["files"].items():
         full = root / rel
         try:
@@ -193,18 +202,55 @@ def read_manifest(root: Path, verify: bool = True) -> dict[str, Any]:
     return manifest
 
 
+def write_segments(
+    root: Path, segments: list[Segment], version: int
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Write the segments not yet under ``root`` and this version's tombstones.
+
+    Returns the manifest's segment entries and the file records of everything they use.
+    """
+    resolved = root.resolve()
+    files: dict[str, dict[str, Any]] = {}
+    entries = []
+    for seg in segments:
+        if seg.saved is None or seg.saved[0] != resolved:
+            name, seg_files = write_segment(root, seg)
+            seg.saved = (resolved, name, seg_files)
+        _, name, seg_files = seg.saved
+        files.update(seg_files)
+        tombstones = None
+        if seg.n_live < seg.n:
+            tombstones, record = write_tombstones(root, name, seg.deleted, version)
+            files[tombstones] = record
+        entries.append(
+            {
+                "name": name,
+                "number": seg.number,
+                "n_docs": seg.n,
+                "tombstones": tombstones,
+                "files": seg_files,
+            }
+        )
+    return entries, files
+
+
 def read_segment(root: Path, meta: dict[str, Any], dim: int, mmap: bool) -> Segment:
     """Load one segment described by its manifest entry (arrays memory-mapped when ``mmap``)."""
     folder = root / "segments" / meta["name"]
     try:
-        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r" if mmap else None,
-                                allow_pickle=False) for name in ARRAYS}
+        arrays = {
+            name: np.load(
+                folder / f"{name}.npy", mmap_mode="r" if mmap else None, allow_pickle=False
+            )
+            for name in ARRAYS
+        }
         ids = np.empty(meta["n_docs"], object)
         ids[:] = json.loads((folder / "ids.json").read_text())
         payloads = None
         if (folder / "payloads.jsonl").exists():
-            payloads = [json.loads(line) for line in
-                        (folder / "payloads.jsonl").read_text().splitlines()]
+            payloads = [
+                json.loads(line) for line in (folder / "payloads.jsonl").read_text().splitlines()
+            ]
         deleted = np.zeros(meta["n_docs"], bool)
         if meta.get("tombstones"):
             deleted[np.load(root / meta["tombstones"], allow_pickle=False)] = True
@@ -212,7 +258,8 @@ def read_segment(root: Path, meta: dict[str, Any], dim: int, mmap: bool) -> Segm
         raise IndexCorruptError(f"{folder}: unreadable segment ({err})") from err
     seg = Segment(meta["number"], dim, arrays, ids, payloads, deleted)
     if seg.n != meta["n_docs"] or (payloads is not None and len(payloads) != seg.n):
-        raise IndexCorruptError(f"{folder}: holds {seg.n} documents, manifest says "
-                                f"{meta['n_docs']}")
+        raise IndexCorruptError(
+            f"{folder}: holds {seg.n} documents, manifest says {meta['n_docs']}"
+        )
     seg.saved = (root.resolve(), meta["name"], meta["files"])
     return seg

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from safetensors.torch import load_model, save_model
 
 from sparsearch.errors import ModelLoadError
+
+_M = TypeVar("_M", bound="Module")
 
 
 def read_json(path: str | Path) -> Any:
@@ -77,7 +79,7 @@ class Module(torch.nn.Module):
         return config
 
     @classmethod
-    def load(cls, path: str | Path) -> Module:
+    def load(cls: type[_M], path: str | Path) -> _M:
         """Recreate the module saved in ``path``."""
         config = cls.load_config(path)
         try:
@@ -99,6 +101,10 @@ class TokenizerInput(Module):
     """A module that tokenizes the texts itself (it owns ``self.tokenizer``)."""
 
     tokenizer: Any
+
+    def preprocess(self, texts: list[str], task: str | None = None) -> dict[str, Any]:
+        """Tokenize ``texts`` into the features ``forward`` takes."""
+        raise NotImplementedError
 
     @property
     def max_seq_length(self) -> int:

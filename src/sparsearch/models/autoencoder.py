@@ -30,15 +30,29 @@ class SparseAutoEncoder(Module):
     the reconstructions and auxiliary latents the CSR loss needs (same keys as sentence-transformers).
     """
 
-    config_keys: ClassVar[list[str]] = ["input_dim", "hidden_dim", "k", "k_aux", "normalize",
-                                        "dead_threshold"]
+    config_keys: ClassVar[list[str]] = [
+        "input_dim",
+        "hidden_dim",
+        "k",
+        "k_aux",
+        "normalize",
+        "dead_threshold",
+    ]
     st_type: ClassVar[str] = (
         "sentence_transformers.sparse_encoder.modules.sparse_auto_encoder.SparseAutoEncoder"
     )
     forward_kwargs: ClassVar[frozenset[str]] = frozenset({"max_active_dims"})
+    stats_last_nonzero: torch.Tensor  # a buffer, registered in __init__
 
-    def __init__(self, input_dim: int, hidden_dim: int = 512, k: int = 8, k_aux: int = 512,
-                 normalize: bool = False, dead_threshold: int = 30) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dim: int = 512,
+        k: int = 8,
+        k_aux: int = 512,
+        normalize: bool = False,
+        dead_threshold: int = 30,
+    ) -> None:
         super().__init__()
         self.input_dim, self.hidden_dim = input_dim, hidden_dim
         self.k, self.k_aux = k, k_aux
@@ -67,8 +81,9 @@ class SparseAutoEncoder(Module):
         """Dead-latent bookkeeping: steps since each latent was last among the top-k (> 1e-5)."""
         top = torch.topk(pre_act, k=k, dim=-1)
         fired = torch.zeros_like(self.stats_last_nonzero)
-        fired.scatter_add_(0, top.indices.reshape(-1),
-                           (top.values > 1e-5).to(fired.dtype).reshape(-1))
+        fired.scatter_add_(
+            0, top.indices.reshape(-1), (top.values > 1e-5).to(fired.dtype).reshape(-1)
+        )
         self.stats_last_nonzero *= 1 - fired.clamp(max=1)
         self.stats_last_nonzero += 1
 
@@ -76,8 +91,9 @@ class SparseAutoEncoder(Module):
         out = self.decoder(latents) + self.pre_bias
         return out * info["std"] + info["mu"] if self.normalize else out
 
-    def forward(self, features: dict[str, Any], max_active_dims: int | None = None
-                ) -> dict[str, Any]:
+    def forward(
+        self, features: dict[str, Any], max_active_dims: int | None = None
+    ) -> dict[str, Any]:
         k = max_active_dims if max_active_dims is not None else self.k
         x = features["sentence_embedding"]
         prepared, info = self._prepare(x)
@@ -98,22 +114,24 @@ class SparseAutoEncoder(Module):
             self._track_firing(pre_act, 4 * k)
         latents_4k = self._top_k(pre_act, 4 * k)
         recons_k = self._decode(latents_k, info)
-        decoder_bias = self.pre_bias
+        decoder_bias: torch.Tensor = self.pre_bias
         if self.normalize:
             decoder_bias = decoder_bias * info["std"]
             if recons_aux is not None:
                 recons_aux = recons_aux * info["std"]
-        features.update({
-            "sentence_embedding_backbone": x,
-            "sentence_embedding_encoded": pre_act,
-            "sentence_embedding_encoded_4k": latents_4k,
-            "auxiliary_embedding": latents_aux,
-            "decoded_embedding_k": recons_k,
-            "decoded_embedding_4k": self._decode(latents_4k, info),
-            "decoded_embedding_aux": recons_aux,
-            "decoded_embedding_k_pre_bias": recons_k - decoder_bias,
-            "sentence_embedding": latents_k,
-        })
+        features.update(
+            {
+                "sentence_embedding_backbone": x,
+                "sentence_embedding_encoded": pre_act,
+                "sentence_embedding_encoded_4k": latents_4k,
+                "auxiliary_embedding": latents_aux,
+                "decoded_embedding_k": recons_k,
+                "decoded_embedding_4k": self._decode(latents_4k, info),
+                "decoded_embedding_aux": recons_aux,
+                "decoded_embedding_k_pre_bias": recons_k - decoder_bias,
+                "sentence_embedding": latents_k,
+            }
+        )
         return features
 
     def get_embedding_dimension(self) -> int:

@@ -1,10 +1,12 @@
 """`SparseEncoder`: a stack of modules that turns texts into `SparseVectors`.
 
->>> from sparsearch.models import SparseEncoder
->>> enc = SparseEncoder("rasyosef/splade-tiny")                     # doctest: +SKIP
->>> q = enc.encode_query(["what causes ageing?"])                    # doctest: +SKIP
->>> enc.decode(q, top_k=3)                                           # doctest: +SKIP
-[[('aging', 2.1), ('ageing', 2.0), ('causes', 1.6)]]
+Example::
+
+    from sparsearch.models import SparseEncoder
+
+    enc = SparseEncoder("rasyosef/splade-tiny")
+    q = enc.encode_query(["what causes ageing?"])
+    enc.decode(q, top_k=3)   # [[('aging', 2.1), ('ageing', 2.0), ('causes', 1.6)]]
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sparsearch.errors import ConfigError, InvalidInputError, ModelLoadError
+from sparsearch.models._base import TokenizerInput
 from sparsearch.models.autoencoder import SparseAutoEncoder
 from sparsearch.models.loading import load_modules, resolve_model_dir, save_modules
 from sparsearch.models.router import Router, call_module
@@ -32,7 +35,9 @@ def _check_texts(texts: str | Sequence[str]) -> list[str]:
     if isinstance(texts, str):
         return [texts]
     if not isinstance(texts, Sequence) and not isinstance(texts, np.ndarray):
-        raise InvalidInputError(f"expected a string or a list of strings, got {type(texts).__name__}")
+        raise InvalidInputError(
+            f"expected a string or a list of strings, got {type(texts).__name__}"
+        )
     out = list(texts)
     for i, text in enumerate(out):
         if not isinstance(text, str):
@@ -40,9 +45,14 @@ def _check_texts(texts: str | Sequence[str]) -> list[str]:
     return out
 
 
+@overload
+def _positive_int(name: str, value: int) -> int: ...
+@overload
+def _positive_int(name: str, value: int | None) -> int | None: ...
 def _positive_int(name: str, value: int | None) -> int | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
-                              or value <= 0):
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0
+    ):
         raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
     return None if value is None else int(value)
 
@@ -51,7 +61,7 @@ def _positive_int(name: str, value: int | None) -> int | None:
 PRECISIONS: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.bfloat16}
 
 
-def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
     if precision not in PRECISIONS:
         raise InvalidInputError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
     dtype = PRECISIONS[precision]
@@ -73,7 +83,7 @@ def _walk(modules: Sequence[torch.nn.Module]) -> list[torch.nn.Module]:
     for module in modules:
         out.append(module)
         if isinstance(module, Router):
-            for route in module.sub_modules.values():
+            for route in module.stacks().values():
                 out.extend(_walk(list(route)))
     return out
 
@@ -96,15 +106,16 @@ class SparseEncoder(torch.nn.Sequential):
         max_active_dims: int | None = None,
         similarity_fn_name: str | None = None,
     ) -> None:
-        if (model_name_or_path is None) == (modules is None):
-            raise ConfigError("give either model_name_or_path or modules")
         config: dict[str, Any] = {}
-        if model_name_or_path is not None:
+        if model_name_or_path is not None and modules is None:
             modules, config = load_modules(resolve_model_dir(model_name_or_path))
+        elif model_name_or_path is not None or modules is None:
+            raise ConfigError("give either model_name_or_path or modules")
         super().__init__(*modules)
         self.max_active_dims = _positive_int(
-            "max_active_dims", max_active_dims if max_active_dims is not None
-            else config.get("max_active_dims"))
+            "max_active_dims",
+            max_active_dims if max_active_dims is not None else config.get("max_active_dims"),
+        )
         self.similarity_fn_name = similarity_fn_name or config.get("similarity_fn_name")
         if self.similarity_fn_name not in (None, "dot", "cosine"):
             raise ConfigError(f"unsupported similarity_fn_name {self.similarity_fn_name!r}")
@@ -116,8 +127,9 @@ class SparseEncoder(torch.nn.Sequential):
             if self.max_active_dims is None:
                 self.max_active_dims = sae.k
         else:
-            lexical = [m for m in everything
-                       if isinstance(m, (MLMTransformer, SparseStaticEmbedding))]
+            lexical = [
+                m for m in everything if isinstance(m, (MLMTransformer, SparseStaticEmbedding))
+            ]
             if not lexical:
                 raise ConfigError("a SparseEncoder needs an MLM, a static embedding or a CSR layer")
             dims = {m.get_embedding_dimension() for m in lexical}
@@ -128,28 +140,41 @@ class SparseEncoder(torch.nn.Sequential):
         self.eval()  # inference by default, like a freshly loaded transformers model
 
     # ------------------------------------------------------------------ torch API
+    def _input(self) -> Router | TokenizerInput:
+        """The first module, which tokenizes the texts (a Router: through its routes)."""
+        first = self[0]
+        if not isinstance(first, (Router, TokenizerInput)):
+            raise ConfigError(f"the first module, {type(first).__name__}, does not tokenize texts")
+        return first
+
+    def _input_modules(self) -> list[TokenizerInput]:
+        """The tokenizing modules: the first module, or the first of each route of a Router."""
+        first = self._input()
+        return first.input_modules() if isinstance(first, Router) else [first]
+
     @property
     def max_seq_length(self) -> int:
         """Inputs longer than this many tokens are truncated."""
-        first = self[0]
-        if isinstance(first, Router):
-            return max(route[0].max_seq_length for route in first.sub_modules.values())
-        return first.max_seq_length
+        return max(module.max_seq_length for module in self._input_modules())
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
         value = _positive_int("max_seq_length", value)
-        first = self[0]
-        inputs = [r[0] for r in first.sub_modules.values()] if isinstance(first, Router) else [first]
-        for module in inputs:
+        for module in self._input_modules():
             module.max_seq_length = value
 
     def tokenize(self, texts: list[str], task: str | None = None) -> dict[str, Any]:
         """Features for a batch of texts (``task`` picks a Router's route: query / document)."""
-        return self[0].preprocess(texts, task=task)
+        return self._input().preprocess(texts, task=task)
 
-    def forward(self, features: dict[str, Any], task: str | None = None,
-                **kwargs: Any) -> dict[str, Any]:
+    # ``features`` like every module's forward (and sentence-transformers'); Sequential's
+    # forward names its one argument ``input``.
+    def forward(  # type: ignore[override]
+        self,
+        features: dict[str, Any],
+        task: str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
         for module in self:
             features = call_module(module, features, task=task, **kwargs)
         return features
@@ -184,12 +209,18 @@ class SparseEncoder(torch.nn.Sequential):
         self.eval()
         parts = []
         try:
-            for start in tqdm(range(0, len(texts), batch_size), desc="Encoding", unit="batch",
-                              disable=not show_progress_bar):
-                batch = [texts[i] for i in order[start:start + batch_size]]
+            for start in tqdm(
+                range(0, len(texts), batch_size),
+                desc="Encoding",
+                unit="batch",
+                disable=not show_progress_bar,
+            ):
+                batch = [texts[i] for i in order[start : start + batch_size]]
                 features = self.tokenize(batch, task=task)
-                features = {key: v.to(device) if isinstance(v, torch.Tensor) else v
-                            for key, v in features.items()}
+                features = {
+                    key: v.to(device) if isinstance(v, torch.Tensor) else v
+                    for key, v in features.items()
+                }
                 with torch.inference_mode(), autocast:
                     dense = self(features, task=task, max_active_dims=k)["sentence_embedding"]
                 vectors = _dense_to_vectors(dense, self.vocab)
@@ -198,25 +229,41 @@ class SparseEncoder(torch.nn.Sequential):
             self.train(was_training)
         return SparseVectors.concat(parts)[np.argsort(order)]
 
-    def encode_query(self, texts: str | Sequence[str], batch_size: int = 32,
-                     show_progress_bar: bool | None = None,
-                     max_active_dims: int | None = None,
-                     precision: str = "float32") -> SparseVectors:
+    def encode_query(
+        self,
+        texts: str | Sequence[str],
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        max_active_dims: int | None = None,
+        precision: str = "float32",
+    ) -> SparseVectors:
         """Encode queries (a Router's ``query`` route)."""
-        return self.encode(texts, batch_size, show_progress_bar, max_active_dims, task="query",
-                           precision=precision)
+        return self.encode(
+            texts, batch_size, show_progress_bar, max_active_dims, task="query", precision=precision
+        )
 
-    def encode_document(self, texts: str | Sequence[str], batch_size: int = 32,
-                        show_progress_bar: bool | None = None,
-                        max_active_dims: int | None = None,
-                        precision: str = "float32") -> SparseVectors:
+    def encode_document(
+        self,
+        texts: str | Sequence[str],
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        max_active_dims: int | None = None,
+        precision: str = "float32",
+    ) -> SparseVectors:
         """Encode documents (a Router's ``document`` route)."""
-        return self.encode(texts, batch_size, show_progress_bar, max_active_dims, task="document",
-                           precision=precision)
+        return self.encode(
+            texts,
+            batch_size,
+            show_progress_bar,
+            max_active_dims,
+            task="document",
+            precision=precision,
+        )
 
     # ------------------------------------------------------------------ inspection
-    def decode(self, vectors: SparseVectors, top_k: int | None = None
-               ) -> list[list[tuple[str, float]]]:
+    def decode(
+        self, vectors: SparseVectors, top_k: int | None = None
+    ) -> list[list[tuple[str, float]]]:
         """(token, weight) pairs of each vector, heaviest first (ties: lower token id first)."""
         top_k = _positive_int("top_k", top_k)
         vocab = vectors.vocab if vectors.vocab is not None else self.vocab
@@ -240,8 +287,7 @@ class SparseEncoder(torch.nn.Sequential):
         product.data[product.data < 0] = 0
         return SparseVectors.from_scipy(product, b.vocab if b.vocab is not None else a.vocab)
 
-    def similarity(self, a: SparseVectors, b: SparseVectors, fn: str | None = None
-                   ) -> np.ndarray:
+    def similarity(self, a: SparseVectors, b: SparseVectors, fn: str | None = None) -> np.ndarray:
         """(a.n × b.n) scores: ``"dot"`` or ``"cosine"`` (default: the model's, else dot)."""
         fn = fn or self.similarity_fn_name or "dot"
         scores = a.dot(b)

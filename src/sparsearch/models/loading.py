@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from sparsearch.errors import ModelLoadError
-from sparsearch.models._base import read_json, write_json
+from sparsearch.errors import ConfigError, ModelLoadError
+from sparsearch.models._base import Module, read_json, write_json
 from sparsearch.models.autoencoder import SparseAutoEncoder
 from sparsearch.models.pooling import Normalize, Pooling
 from sparsearch.models.router import Router
@@ -19,7 +19,7 @@ from sparsearch.models.static_embedding import SparseStaticEmbedding
 from sparsearch.models.transformer import MLMTransformer, Transformer
 
 # Class name (last part of the sentence-transformers type path) -> our module class.
-_CLASSES: dict[str, type] = {
+_CLASSES: dict[str, type[Module]] = {
     "Transformer": Transformer,
     "MLMTransformer": MLMTransformer,
     "SpladePooling": SpladePooling,
@@ -33,12 +33,14 @@ _CLASSES: dict[str, type] = {
 }
 
 
-def module_class(type_path: str) -> type:
+def module_class(type_path: str) -> type[Module]:
     """Our class for a sentence-transformers module type such as
     ``sentence_transformers.sparse_encoder.modules.splade_pooling.SpladePooling``."""
     name = str(type_path).rsplit(".", 1)[-1]
     if name not in _CLASSES:
-        raise ModelLoadError(f"unsupported module type {type_path!r}; supported: {sorted(_CLASSES)}")
+        raise ModelLoadError(
+            f"unsupported module type {type_path!r}; supported: {sorted(_CLASSES)}"
+        )
     return _CLASSES[name]
 
 
@@ -55,8 +57,9 @@ def resolve_model_dir(name_or_path: str | Path) -> Path:
     try:
         return Path(snapshot_download(str(name_or_path)))
     except (OSError, ValueError, HFValidationError) as err:
-        raise ModelLoadError(f"cannot find model {name_or_path!r} locally or on the hub: {err}"
-                             ) from err
+        raise ModelLoadError(
+            f"cannot find model {name_or_path!r} locally or on the hub: {err}"
+        ) from err
 
 
 def load_modules(path: Path) -> tuple[list[torch.nn.Module], dict[str, Any]]:
@@ -65,7 +68,7 @@ def load_modules(path: Path) -> tuple[list[torch.nn.Module], dict[str, Any]]:
         entries = read_json(path / "modules.json")
         if not isinstance(entries, list) or not entries:
             raise ModelLoadError(f"{path / 'modules.json'} must be a non-empty list")
-        modules = []
+        modules: list[torch.nn.Module] = []
         for entry in sorted(entries, key=lambda e: e.get("idx", 0)):
             try:
                 cls, sub = module_class(entry["type"]), entry.get("path", "")
@@ -85,7 +88,8 @@ def load_modules(path: Path) -> tuple[list[torch.nn.Module], dict[str, Any]]:
     if not any(str(a).endswith("ForMaskedLM") for a in architectures):
         raise ModelLoadError(
             f"{path} is not a sentence-transformers folder nor a fill-mask model "
-            f"(architectures {architectures}); build a CSR model from parts instead")
+            f"(architectures {architectures}); build a CSR model from parts instead"
+        )
     return [MLMTransformer(path), SpladePooling("max", "relu")], {}
 
 
@@ -94,6 +98,10 @@ def save_modules(modules: list[torch.nn.Module], path: Path, model_config: dict[
     path.mkdir(parents=True, exist_ok=True)
     entries = []
     for i, module in enumerate(modules):
+        if not isinstance(module, Module):
+            raise ConfigError(
+                f"cannot save module {i}: {type(module).__name__} is not a sparsearch module"
+            )
         sub = "" if i == 0 and module.save_in_root else f"{i}_{type(module).__name__}"
         (path / sub).mkdir(parents=True, exist_ok=True)
         module.save(path / sub)
@@ -105,7 +113,13 @@ def save_modules(modules: list[torch.nn.Module], path: Path, model_config: dict[
             versions[package] = version(package)
         except PackageNotFoundError:
             continue
-    write_json(path / "config_sentence_transformers.json",
-               {"__version__": versions, "model_type": "SparseEncoder",
-                "prompts": {"query": "", "document": ""}, "default_prompt_name": None,
-                **model_config})
+    write_json(
+        path / "config_sentence_transformers.json",
+        {
+            "__version__": versions,
+            "model_type": "SparseEncoder",
+            "prompts": {"query": "", "document": ""},
+            "default_prompt_name": None,
+            **model_config,
+        },
+    )

@@ -10,8 +10,11 @@ import torch
 from sparsearch.errors import ConfigError
 from sparsearch.models._base import Module
 
-_LEGACY_MODES = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",
-                 "pooling_mode_max_tokens": "max"}
+_LEGACY_MODES = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_max_tokens": "max",
+}
 
 
 class Pooling(Module):
@@ -20,8 +23,9 @@ class Pooling(Module):
     config_keys: ClassVar[list[str]] = ["embedding_dimension", "pooling_mode", "include_prompt"]
     st_type: ClassVar[str] = "sentence_transformers.sentence_transformer.modules.pooling.Pooling"
 
-    def __init__(self, embedding_dimension: int, pooling_mode: str = "mean",
-                 include_prompt: bool = True) -> None:
+    def __init__(
+        self, embedding_dimension: int, pooling_mode: str = "mean", include_prompt: bool = True
+    ) -> None:
         super().__init__()
         if pooling_mode not in ("mean", "cls", "max"):
             raise ConfigError(f"pooling_mode must be 'mean', 'cls' or 'max', got {pooling_mode!r}")
@@ -63,5 +67,6 @@ class Normalize(Module):
 
     def forward(self, features: dict[str, Any]) -> dict[str, Any]:
         features["sentence_embedding"] = torch.nn.functional.normalize(
-            features["sentence_embedding"], p=2, dim=1)
+            features["sentence_embedding"], p=2, dim=1
+        )
         return features

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 
 from sparsearch.errors import ConfigError, ModelLoadError
-from sparsearch.models._base import Module, read_json, write_json
+from sparsearch.models._base import Module, TokenizerInput, read_json, write_json
 
 
 def call_module(module: torch.nn.Module, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """Call ``module`` with the keyword arguments it declares in ``forward_kwargs``."""
-    accepted = getattr(module, "forward_kwargs", frozenset())
+    accepted: frozenset[str] = getattr(module, "forward_kwargs", frozenset())
     return module(features, **{k: v for k, v in kwargs.items() if k in accepted})
+
+
+def _tokenizing(route: str, module: torch.nn.Module) -> TokenizerInput:
+    """``module``, which starts route ``route`` and so must tokenize the texts."""
+    if not isinstance(module, TokenizerInput):
+        raise ConfigError(
+            f"route {route!r} starts with {type(module).__name__}, which does not tokenize texts"
+        )
+    return module
 
 
 class Router(Module):
@@ -32,16 +41,21 @@ class Router(Module):
     forward_kwargs: ClassVar[frozenset[str]] = frozenset({"task", "max_active_dims"})
     save_in_root: ClassVar[bool] = True
 
-    def __init__(self, sub_modules: dict[str, list[torch.nn.Module]],
-                 default_route: str | None = None, allow_empty_key: bool = True,
-                 route_mappings: dict[tuple[str | None, str | None], str] | None = None) -> None:
+    def __init__(
+        self,
+        sub_modules: dict[str, list[torch.nn.Module]],
+        default_route: str | None = None,
+        allow_empty_key: bool = True,
+        route_mappings: dict[tuple[str | None, str | None], str] | None = None,
+    ) -> None:
         super().__init__()
         if not sub_modules or any(not mods for mods in sub_modules.values()):
             raise ConfigError("a Router needs at least one route, each with at least one module")
         if default_route is not None and default_route not in sub_modules:
             raise ConfigError(f"default route {default_route!r} is not one of {list(sub_modules)}")
         self.sub_modules = torch.nn.ModuleDict(
-            {name: torch.nn.Sequential(*mods) for name, mods in sub_modules.items()})
+            {name: torch.nn.Sequential(*mods) for name, mods in sub_modules.items()}
+        )
         if allow_empty_key and default_route is None:
             default_route = next(iter(sub_modules))
         self.default_route = default_route
@@ -49,13 +63,19 @@ class Router(Module):
         self.route_mappings = dict(route_mappings or {})
 
     @classmethod
-    def for_query_document(cls, query_modules: list[torch.nn.Module],
-                           document_modules: list[torch.nn.Module],
-                           default_route: str | None = "document",
-                           allow_empty_key: bool = True) -> Router:
+    def for_query_document(
+        cls,
+        query_modules: list[torch.nn.Module],
+        document_modules: list[torch.nn.Module],
+        default_route: str | None = "document",
+        allow_empty_key: bool = True,
+    ) -> Router:
         """A router with a ``query`` and a ``document`` route."""
-        return cls({"query": query_modules, "document": document_modules},
-                   default_route=default_route, allow_empty_key=allow_empty_key)
+        return cls(
+            {"query": query_modules, "document": document_modules},
+            default_route=default_route,
+            allow_empty_key=allow_empty_key,
+        )
 
     def route(self, task: str | None) -> str:
         """The route name that ``task`` resolves to."""
@@ -67,27 +87,40 @@ class Router(Module):
         if task is not None:
             raise ConfigError(f"no route for task {task!r}; routes are {list(self.sub_modules)}")
         if self.default_route is None:
-            raise ConfigError(f"no task given and no default route; routes are "
-                              f"{list(self.sub_modules)}")
+            raise ConfigError(
+                f"no task given and no default route; routes are {list(self.sub_modules)}"
+            )
         return self.default_route
 
-    def input_module(self, task: str | None) -> torch.nn.Module:
-        return self.sub_modules[self.route(task)][0]
+    def stacks(self) -> dict[str, torch.nn.Sequential]:
+        """Each route's module stack, by route name."""
+        # __init__ wraps every route in a Sequential; ModuleDict types its items as plain Modules
+        return {name: cast(torch.nn.Sequential, mods) for name, mods in self.sub_modules.items()}
+
+    def input_module(self, task: str | None) -> TokenizerInput:
+        """The module that tokenizes the texts of ``task``'s route (its first module)."""
+        name = self.route(task)
+        return _tokenizing(name, self.stacks()[name][0])
+
+    def input_modules(self) -> list[TokenizerInput]:
+        """The first (tokenizing) module of every route, in route order."""
+        return [_tokenizing(name, mods[0]) for name, mods in self.stacks().items()]
 
     def preprocess(self, texts: list[str], task: str | None = None) -> dict[str, Any]:
         features = self.input_module(task).preprocess(texts, task=task)
         features["task"] = task
         return features
 
-    def forward(self, features: dict[str, Any], task: str | None = None,
-                **kwargs: Any) -> dict[str, Any]:
+    def forward(
+        self, features: dict[str, Any], task: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         task = task if task is not None else features.get("task")
-        for module in self.sub_modules[self.route(task)]:
+        for module in self.stacks()[self.route(task)]:
             features = call_module(module, features, task=task, **kwargs)
         return features
 
     def get_embedding_dimension(self) -> int | None:
-        for mods in self.sub_modules.values():
+        for mods in self.stacks().values():
             dim = getattr(mods[-1], "get_embedding_dimension", lambda: None)()
             if dim is not None:
                 return dim
@@ -98,9 +131,14 @@ class Router(Module):
         types: dict[str, str] = {}
         structure: dict[str, list[str]] = {}
         names: dict[int, str] = {}
-        for route, mods in self.sub_modules.items():
+        for route, mods in self.stacks().items():
             structure[route] = []
             for i, module in enumerate(mods):
+                if not isinstance(module, Module):
+                    raise ConfigError(
+                        f"cannot save route {route!r}: {type(module).__name__} is "
+                        f"not a sparsearch module"
+                    )
                 if id(module) not in names:
                     names[id(module)] = f"{route}_{i}_{type(module).__name__}"
                     types[names[id(module)]] = module.st_type
@@ -108,10 +146,15 @@ class Router(Module):
                     folder.mkdir(parents=True, exist_ok=True)
                     module.save(folder)
                 structure[route].append(names[id(module)])
-        params = {"default_route": self.default_route, "allow_empty_key": self.allow_empty_key,
-                  "route_mappings": {str(k): v for k, v in self.route_mappings.items()}}
-        write_json(Path(path) / self.config_file_name,
-                   {"types": types, "structure": structure, "parameters": params})
+        params = {
+            "default_route": self.default_route,
+            "allow_empty_key": self.allow_empty_key,
+            "route_mappings": {str(k): v for k, v in self.route_mappings.items()},
+        }
+        write_json(
+            Path(path) / self.config_file_name,
+            {"types": types, "structure": structure, "parameters": params},
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Router:
@@ -125,15 +168,18 @@ class Router(Module):
             params = dict(config.get("parameters", {}))
         except (KeyError, TypeError) as err:
             raise ModelLoadError(f"malformed router config in {path}: {err}") from err
-        loaded = {}
+        loaded: dict[str, Module] = {}
         for name, st_type in types.items():
             if "/" in name or "\\" in name or name.startswith("."):
                 raise ModelLoadError(f"router module name {name!r} is not a plain folder name")
             loaded[name] = module_class(st_type).load(path / name)
-        params["route_mappings"] = {ast.literal_eval(k): v
-                                    for k, v in (params.get("route_mappings") or {}).items()}
+        params["route_mappings"] = {
+            ast.literal_eval(k): v for k, v in (params.get("route_mappings") or {}).items()
+        }
         try:
-            routes = {route: [loaded[n] for n in names] for route, names in structure.items()}
+            routes: dict[str, list[torch.nn.Module]] = {
+                route: [loaded[n] for n in names] for route, names in structure.items()
+            }
         except KeyError as err:
             raise ModelLoadError(f"router structure names an unknown module {err}") from err
         return cls(routes, **{k: v for k, v in params.items() if k in cls.config_keys})

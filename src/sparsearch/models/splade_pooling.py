@@ -37,9 +37,14 @@ class SpladePooling(Module):
     activation applied once per text, so batch × length × vocabulary floats never exist.
     """
 
-    config_keys: ClassVar[list[str]] = ["pooling_strategy", "activation_function",
-                                        "embedding_dimension"]
-    st_type: ClassVar[str] = "sentence_transformers.sparse_encoder.modules.splade_pooling.SpladePooling"
+    config_keys: ClassVar[list[str]] = [
+        "pooling_strategy",
+        "activation_function",
+        "embedding_dimension",
+    ]
+    st_type: ClassVar[str] = (
+        "sentence_transformers.sparse_encoder.modules.splade_pooling.SpladePooling"
+    )
 
     def __init__(
         self,
@@ -63,7 +68,9 @@ class SpladePooling(Module):
     def forward(self, features: dict[str, Any]) -> dict[str, Any]:
         mask = features["attention_mask"]
         if "token_hidden" in features:
-            pooled = self._pool_chunked(features.pop("token_hidden"), mask, features.pop("mlm_head"))
+            pooled = self._pool_chunked(
+                features.pop("token_hidden"), mask, features.pop("mlm_head")
+            )
         else:
             pooled = self._pool_logits(features["token_embeddings"], mask)
         if self.embedding_dimension is None:
@@ -73,8 +80,11 @@ class SpladePooling(Module):
 
     def _pool_logits(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The reference computation on full (batch, length, vocab) logits."""
-        x = _activate(logits * mask.unsqueeze(-1).to(logits.dtype), self.activation_function,
-                      inplace=not torch.is_grad_enabled())
+        x = _activate(
+            logits * mask.unsqueeze(-1).to(logits.dtype),
+            self.activation_function,
+            inplace=not torch.is_grad_enabled(),
+        )
         return x.max(dim=1).values if self.pooling_strategy == "max" else x.sum(dim=1)
 
     def _pool_chunked(self, hidden: torch.Tensor, mask: torch.Tensor, head: Any) -> torch.Tensor:
@@ -93,8 +103,12 @@ class SpladePooling(Module):
         else:
             weight, bias = head.weight, head.bias
             vocab = int(weight.shape[0])
-        out = torch.full((len(lengths), vocab), -torch.inf if is_max else 0.0,
-                         dtype=tokens.dtype, device=tokens.device)
+        out = torch.full(
+            (len(lengths), vocab),
+            -torch.inf if is_max else 0.0,
+            dtype=tokens.dtype,
+            device=tokens.device,
+        )
         rows = self.chunk_size or _TILE_TOKENS
         cols = vocab if weight is None else _TILE_VOCAB
         bounds = [0]

@@ -25,8 +25,12 @@ class SparseStaticEmbedding(TokenizerInput):
     )
     save_in_root: ClassVar[bool] = True
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, weight: torch.Tensor | None = None,
-                 frozen: bool = False) -> None:
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        weight: torch.Tensor | None = None,
+        frozen: bool = False,
+    ) -> None:
         super().__init__()
         self.tokenizer = tokenizer
         if weight is None:
@@ -41,13 +45,17 @@ class SparseStaticEmbedding(TokenizerInput):
 
     def preprocess(self, texts: list[str], task: str | None = None) -> dict[str, Any]:
         """Tokenize without special tokens (only the text's own tokens carry weight)."""
-        return dict(self.tokenizer(texts, padding=True, truncation=True, return_tensors="pt",
-                                   add_special_tokens=False))
+        return dict(
+            self.tokenizer(
+                texts, padding=True, truncation=True, return_tensors="pt", add_special_tokens=False
+            )
+        )
 
     def forward(self, features: dict[str, Any]) -> dict[str, Any]:
         ids, mask = features["input_ids"], features["attention_mask"]
-        presence = torch.zeros(ids.shape[0], self.weight.shape[0], dtype=torch.int64,
-                               device=ids.device)
+        presence = torch.zeros(
+            ids.shape[0], self.weight.shape[0], dtype=torch.int64, device=ids.device
+        )
         presence.scatter_(1, ids, mask.to(torch.int64))
         embedding = presence * self.weight
         if features.get("sentence_embedding") is not None:
@@ -59,8 +67,9 @@ class SparseStaticEmbedding(TokenizerInput):
         return int(self.weight.shape[0])
 
     @classmethod
-    def from_json(cls, json_path: str | Path, tokenizer: PreTrainedTokenizerBase,
-                  frozen: bool = False) -> SparseStaticEmbedding:
+    def from_json(
+        cls, json_path: str | Path, tokenizer: PreTrainedTokenizerBase, frozen: bool = False
+    ) -> SparseStaticEmbedding:
         """From a ``{token: weight}`` JSON file (e.g. OpenSearch's ``idf.json``)."""
         table = read_json(json_path)
         if not isinstance(table, dict):
@@ -68,8 +77,9 @@ class SparseStaticEmbedding(TokenizerInput):
         vocab = tokenizer.get_vocab()
         unknown = [t for t in table if t not in vocab]
         if unknown:
-            raise ModelLoadError(f"{json_path}: {len(unknown)} tokens not in the tokenizer, "
-                                 f"e.g. {unknown[:3]}")
+            raise ModelLoadError(
+                f"{json_path}: {len(unknown)} tokens not in the tokenizer, e.g. {unknown[:3]}"
+            )
         weight = torch.zeros(len(tokenizer))
         ids = torch.tensor([vocab[t] for t in table], dtype=torch.long)
         weight[ids] = torch.tensor(list(table.values()), dtype=torch.float32)
@@ -88,8 +98,9 @@ class SparseStaticEmbedding(TokenizerInput):
         except (OSError, ValueError) as err:
             raise ModelLoadError(f"cannot load the tokenizer in {path}: {err}") from err
         if isinstance(config.get("path"), str) and config["path"].endswith(".json"):
-            return cls.from_json(Path(path) / config["path"], tokenizer,
-                                 frozen=bool(config.get("frozen", False)))
+            return cls.from_json(
+                Path(path) / config["path"], tokenizer, frozen=bool(config.get("frozen", False))
+            )
         module = cls(tokenizer, frozen=bool(config.get("frozen", False)))
         module.load_weights(path)
         return module

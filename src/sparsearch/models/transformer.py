@@ -20,8 +20,11 @@ from sparsearch.errors import ModelLoadError
 from sparsearch.models._base import TokenizerInput, read_json
 
 _TASK_OUTPUTS = {"feature-extraction": "last_hidden_state", "fill-mask": "logits"}
-_LEGACY_CONFIGS = ("sentence_bert_config.json", "sentence_roberta_config.json",
-                   "sentence_distilbert_config.json")
+_LEGACY_CONFIGS = (
+    "sentence_bert_config.json",
+    "sentence_roberta_config.json",
+    "sentence_distilbert_config.json",
+)
 
 
 class Transformer(TokenizerInput):
@@ -52,7 +55,9 @@ class Transformer(TokenizerInput):
             raise ModelLoadError(f"unsupported transformer_task {self.transformer_task!r}")
         if model is None or tokenizer is None:
             if model_name_or_path is None:
-                raise ModelLoadError("Transformer needs model_name_or_path or a model and tokenizer")
+                raise ModelLoadError(
+                    "Transformer needs model_name_or_path or a model and tokenizer"
+                )
             auto = AutoModelForMaskedLM if self.transformer_task == "fill-mask" else AutoModel
             try:
                 model = model or auto.from_pretrained(str(model_name_or_path))
@@ -79,8 +84,15 @@ class Transformer(TokenizerInput):
     # ------------------------------------------------------------------ compute
     def preprocess(self, texts: list[str], task: str | None = None) -> dict[str, Any]:
         """Tokenize like sentence-transformers: pad to the longest, truncate to max_seq_length."""
-        return dict(self.tokenizer(texts, padding=True, truncation="longest_first",
-                                   max_length=self.max_seq_length, return_tensors="pt"))
+        return dict(
+            self.tokenizer(
+                texts,
+                padding=True,
+                truncation="longest_first",
+                max_length=self.max_seq_length,
+                return_tensors="pt",
+            )
+        )
 
     def _model_inputs(self, features: dict[str, Any]) -> dict[str, torch.Tensor]:
         keys = ("input_ids", "attention_mask", "token_type_ids")
@@ -135,7 +147,11 @@ def _split_head(model: PreTrainedModel) -> MLMHead | None:
     head = others[0]
     predictions = getattr(head, "predictions", None)  # the BERT family
     decoder = getattr(predictions, "decoder", None)
-    if isinstance(decoder, torch.nn.Linear) and hasattr(predictions, "transform"):
+    if (
+        predictions is not None
+        and isinstance(decoder, torch.nn.Linear)
+        and hasattr(predictions, "transform")
+    ):
         return MLMHead(predictions.transform, decoder.weight, decoder.bias)
     return MLMHead(head)
 

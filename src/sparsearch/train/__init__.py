@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sparsearch.train.args import SparseEncoderTrainingArguments
+from sparsearch.train.config import load_config, train_from_config
 from sparsearch.train.losses import (
     CSRLoss,
     FlopsLoss,
@@ -30,4 +31,6 @@ __all__ = [
     "SparseMarginMSELoss",
     "SparseMultipleNegativesRankingLoss",
     "SpladeLoss",
+    "load_config",
+    "train_from_config",
 ]

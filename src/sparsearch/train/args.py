@@ -35,7 +35,9 @@ class SparseEncoderTrainingArguments(TrainingArguments):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.batch_sampler not in BATCH_SAMPLERS:
-            raise ConfigError(f"batch_sampler must be one of {BATCH_SAMPLERS}, got {self.batch_sampler!r}")
+            raise ConfigError(
+                f"batch_sampler must be one of {BATCH_SAMPLERS}, got {self.batch_sampler!r}"
+            )
         if self.multi_dataset_batch_sampler not in MULTI_DATASET_SAMPLERS:
             raise ConfigError(
                 f"multi_dataset_batch_sampler must be one of {MULTI_DATASET_SAMPLERS}, "
@@ -43,4 +45,6 @@ class SparseEncoderTrainingArguments(TrainingArguments):
             )
         for pattern, rate in self.learning_rate_mapping.items():
             if not isinstance(rate, (int, float)) or rate <= 0:
-                raise ConfigError(f"learning_rate_mapping[{pattern!r}] must be a positive number, got {rate!r}")
+                raise ConfigError(
+                    f"learning_rate_mapping[{pattern!r}] must be a positive number, got {rate!r}"
+                )

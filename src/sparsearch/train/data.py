@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -50,7 +50,11 @@ class SparseEncoderDataCollator:
     `router_mapping` is {dataset name: {column: route}}.
     """
 
-    def __init__(self, tokenize, router_mapping: Mapping[str, Mapping[str, str]]) -> None:
+    def __init__(
+        self,
+        tokenize: Callable[..., dict[str, Any]],
+        router_mapping: Mapping[str, Mapping[str, str]],
+    ) -> None:
         self.tokenize = tokenize
         self.router_mapping = router_mapping
 

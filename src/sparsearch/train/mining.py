@@ -1,49 +1,39 @@
-"""Data helpers: hard-negative mining (BM25 or a sparse model) and teacher scoring."""
+"""Data helpers: hard-negative mining (BM25 or a sparse model, through the engine) and teacher
+scoring."""
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from sparsearch.errors import ConfigError
-
-#: a retriever: (queries, corpus, k) → (n_queries × k) array of corpus positions, best first
-Retriever = Callable[[Sequence[str], Sequence[str], int], np.ndarray]
+from sparsearch.hybrid import BM25Retriever, Retriever, RetrieverBuilder, SparseRetriever
 
 
-def bm25_retriever(queries: Sequence[str], corpus: Sequence[str], k: int) -> np.ndarray:
-    """Top-k corpus positions per query with BM25 (bm25s, English stop words)."""
-    import bm25s
-
-    retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize(list(corpus), stopwords="en", show_progress=False), show_progress=False)
-    tokens = bm25s.tokenize(list(queries), stopwords="en", show_progress=False)
-    ids, _ = retriever.retrieve(tokens, k=min(k, len(corpus)), show_progress=False)
-    return np.asarray(ids)
-
-
-def model_retriever(model, batch_size: int = 32) -> Retriever:
-    """A retriever that encodes with a sparse `model` and ranks by exact dot product."""
-
-    def retrieve(queries: Sequence[str], corpus: Sequence[str], k: int) -> np.ndarray:
-        q = model.encode_query(list(queries), batch_size=batch_size).to_scipy()
-        d = model.encode_document(list(corpus), batch_size=batch_size).to_scipy()
-        scores = (q @ d.T).toarray()
-        k = min(k, scores.shape[1])
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-        return np.take_along_axis(top, order, axis=1)
-
-    return retrieve
+def _retriever(spec: str | Any, corpus: dict[int, str]) -> Retriever:
+    """A retriever over ``corpus`` (ids = corpus positions) from a mining ``retriever`` spec."""
+    if isinstance(spec, str):
+        if spec != "bm25":
+            raise ConfigError(
+                f"unknown retriever {spec!r}: use 'bm25', a sparse encoder or a builder"
+            )
+        return BM25Retriever(corpus)
+    if hasattr(spec, "encode_query") and hasattr(spec, "encode_document"):
+        return SparseRetriever.from_corpus(spec, corpus, use_cache=False, show_progress_bar=False)
+    if callable(spec):
+        built: Retriever = spec(corpus)
+        return built
+    raise ConfigError(f"unknown retriever {spec!r}: use 'bm25', a sparse encoder or a builder")
 
 
 def mine_hard_negatives(
-    dataset,
+    dataset: Any,
     corpus: Sequence[str],
-    retriever: Retriever | str = "bm25",
+    retriever: str | Any | RetrieverBuilder = "bm25",
     num_negatives: int = 1,
     range_min: int = 0,
     range_max: int = 50,
@@ -54,6 +44,8 @@ def mine_hard_negatives(
 ):
     """Add hard negatives to (query, positive) rows: a new dataset with `negative_1..n` columns.
 
+    `retriever`: "bm25", a sparse encoder (its vectors are searched exactly in a `SparseIndex`),
+    or a builder called with ``{position: text}`` that returns a `sparsearch.hybrid.Retriever`.
     For each query, candidates are the retriever's ranks `range_min`..`range_max` (0-based) with
     every known positive of that query removed; `sampling="top"` keeps the best `num_negatives`,
     `"random"` draws them at random. Rows whose query lacks enough candidates are dropped.
@@ -67,19 +59,16 @@ def mine_hard_negatives(
     for column in (query_column, positive_column):
         if column not in dataset.column_names:
             raise ConfigError(f"column {column!r} not in dataset columns {dataset.column_names}")
-    if retriever == "bm25":
-        retriever = bm25_retriever
-    elif isinstance(retriever, str):
-        raise ConfigError(f"unknown retriever {retriever!r}: use 'bm25' or a callable")
+    search = _retriever(retriever, dict(enumerate(corpus)))
     queries, positives = dataset[query_column], dataset[positive_column]
     known = defaultdict(set)
     for q, p in zip(queries, positives, strict=True):
         known[q].add(p)
     unique = list(known)
-    ranked = retriever(unique, corpus, range_max)
+    run = search.retrieve(dict(enumerate(unique)), range_max).run
     candidates = {
-        q: [corpus[j] for j in row[range_min:range_max] if corpus[j] not in known[q]]
-        for q, row in zip(unique, ranked, strict=True)
+        q: [corpus[j] for j, _ in run.row(i)[range_min:range_max] if corpus[j] not in known[q]]
+        for i, q in enumerate(unique)
     }
     rng = random.Random(seed)
     rows: dict[str, list[str]] = {query_column: [], positive_column: []}

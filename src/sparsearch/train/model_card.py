@@ -5,19 +5,32 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transformers import TrainingArguments
 
+if TYPE_CHECKING:
+    from sparsearch.train.trainer import SparseEncoderTrainer
+
 #: hyper-parameters worth a line in the card when they differ from the defaults
 _CARD_ARGS = (
-    "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
-    "gradient_accumulation_steps", "warmup_steps", "lr_scheduler_type", "weight_decay",
-    "seed", "batch_sampler", "multi_dataset_batch_sampler", "router_mapping", "learning_rate_mapping",
+    "learning_rate",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "warmup_steps",
+    "lr_scheduler_type",
+    "weight_decay",
+    "seed",
+    "batch_sampler",
+    "multi_dataset_batch_sampler",
+    "router_mapping",
+    "learning_rate_mapping",
 )
 
 
-def _default(f: dataclasses.Field) -> Any:
+def _default(f: dataclasses.Field[Any]) -> Any:
     if f.default is not dataclasses.MISSING:
         return f.default
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else None
@@ -34,7 +47,7 @@ def _changed_args(args: TrainingArguments) -> dict[str, Any]:
     }
 
 
-def card_text(trainer) -> str:
+def card_text(trainer: SparseEncoderTrainer) -> str:
     """Markdown: base model, data, losses, hyper-parameters, final metrics, training log."""
     info = trainer.model_card_data
     lines = ["---", "library_name: sparsearch", "tags: [sparse-encoder, sparse, splade]"]
@@ -69,7 +82,13 @@ def card_text(trainer) -> str:
         lines += [f"| {k} | {v:.4f} |" for k, v in metrics.items()]
     history = [h for h in trainer.state.log_history if "loss" in h]
     if history:
-        lines += ["", "## Training log", "", "| step | epoch | loss | query dims | document dims |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Training log",
+            "",
+            "| step | epoch | loss | query dims | document dims |",
+            "|---|---|---|---|---|",
+        ]
         for h in history:
             lines.append(
                 f"| {h.get('step')} | {h.get('epoch', 0):.2f} | {h['loss']:.4f} "
@@ -78,7 +97,7 @@ def card_text(trainer) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_model_card(trainer, output_dir: str) -> None:
+def write_model_card(trainer: SparseEncoderTrainer, output_dir: str) -> None:
     """Write README.md into `output_dir`."""
     with open(os.path.join(output_dir, "README.md"), "w", encoding="utf-8") as fh:
         fh.write(card_text(trainer))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import Sampler
 
 
-def _row_texts(row: dict, columns: Sequence[str]) -> set[str]:
+def _row_texts(row: dict[str, Any], columns: Sequence[str]) -> set[str]:
     return {row[c] for c in columns if isinstance(row[c], str)}
 
 
@@ -22,7 +23,7 @@ class DatasetBatchSampler(Sampler[list[int]]):
 
     def __init__(
         self,
-        dataset,
+        dataset: Any,  # a datasets.Dataset (untyped): len() and column access
         batch_size: int,
         text_columns: Sequence[str],
         no_duplicates: bool = True,
@@ -53,7 +54,9 @@ class DatasetBatchSampler(Sampler[list[int]]):
         texts = {c: self.dataset[c] for c in self.text_columns}
         pending = order
         while len(pending) >= self.batch_size:
-            batch, seen, left = [], set(), []
+            batch: list[int] = []
+            seen: set[str] = set()
+            left: list[int] = []
             for i in pending:
                 row = _row_texts({c: texts[c][i] for c in self.text_columns}, self.text_columns)
                 if len(batch) < self.batch_size and not (row & seen):
@@ -75,7 +78,9 @@ class MultiDatasetBatchSampler(Sampler[list[int]]):
     sampled more often).
     """
 
-    def __init__(self, samplers: Sequence[DatasetBatchSampler], mode: str = "proportional", seed: int = 0) -> None:
+    def __init__(
+        self, samplers: Sequence[DatasetBatchSampler], mode: str = "proportional", seed: int = 0
+    ) -> None:
         self.samplers = list(samplers)
         self.mode = mode
         self.seed = seed

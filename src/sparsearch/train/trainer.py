@@ -7,13 +7,19 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 from torch.utils.data import DataLoader
-from transformers import Trainer, TrainerCallback
+from transformers import (
+    Trainer,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+)
 
 from sparsearch.errors import ConfigError
 from sparsearch.train.args import ROUTES, SparseEncoderTrainingArguments
@@ -26,6 +32,9 @@ from sparsearch.train.data import (
 from sparsearch.train.losses import SparseLoss, SpladeLoss
 from sparsearch.train.model_card import write_model_card
 from sparsearch.train.sampling import DatasetBatchSampler, MultiDatasetBatchSampler
+
+if TYPE_CHECKING:
+    from sparsearch.models import SparseEncoder
 
 #: the trainer's own copy of every weight in a checkpoint, used to resume
 TRAINING_WEIGHTS = "training_weights.safetensors"
@@ -42,7 +51,9 @@ class _RegularizerWarmup(TrainerCallback):
     def __init__(self, losses: list[SpladeLoss]) -> None:
         self.losses = losses
 
-    def on_step_begin(self, args, state, control, **kwargs):
+    def on_step_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         for loss in self.losses:
             loss.set_training_progress(state.global_step, max(state.max_steps, 1))
 
@@ -55,14 +66,18 @@ class SparseEncoderTrainer(Trainer):
     that does not fit the columns, a `learning_rate_mapping` pattern that matches nothing) raises
     `ConfigError` here, before any compute starts.
 
-    Example:
-        >>> trainer = SparseEncoderTrainer(model, args, train_dataset=ds, loss=loss, evaluator=ev)
-        >>> trainer.train()
+    Example::
+
+        trainer = SparseEncoderTrainer(model, args, train_dataset=ds, loss=loss, evaluator=ev)
+        trainer.train()
     """
+
+    model: SparseEncoder
+    args: SparseEncoderTrainingArguments
 
     def __init__(
         self,
-        model: nn.Module,
+        model: SparseEncoder,
         args: SparseEncoderTrainingArguments,
         train_dataset: Any,
         loss: SparseLoss | Mapping[str, SparseLoss],
@@ -72,11 +87,15 @@ class SparseEncoderTrainer(Trainer):
     ) -> None:
         if not isinstance(args, SparseEncoderTrainingArguments):
             raise ConfigError("args must be SparseEncoderTrainingArguments")
-        datasets = dict(train_dataset) if isinstance(train_dataset, Mapping) else {"train": train_dataset}
+        datasets = (
+            dict(train_dataset) if isinstance(train_dataset, Mapping) else {"train": train_dataset}
+        )
         if isinstance(loss, Mapping):
             losses = dict(loss)
             if set(losses) != set(datasets):
-                raise ConfigError(f"losses are given for {sorted(losses)}, datasets are {sorted(datasets)}")
+                raise ConfigError(
+                    f"losses are given for {sorted(losses)}, datasets are {sorted(datasets)}"
+                )
         else:
             losses = dict.fromkeys(datasets, loss)
         self.datasets = datasets
@@ -102,7 +121,9 @@ class SparseEncoderTrainer(Trainer):
 
     # ------------------------------------------------------------------ data
     def get_train_dataloader(self) -> DataLoader:
-        concat: NamedConcatDataset = self.train_dataset
+        concat = self.train_dataset
+        if not isinstance(concat, NamedConcatDataset):
+            raise ConfigError("train_dataset must stay the NamedConcatDataset that __init__ built")
         samplers = [
             DatasetBatchSampler(
                 ds,
@@ -126,7 +147,13 @@ class SparseEncoderTrainer(Trainer):
         return self.accelerator.prepare(loader)
 
     # ------------------------------------------------------------------ loss
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         loss_fn = self.losses[inputs[DATASET_NAME_KEY]]
         value = loss_fn(inputs["columns"], inputs["labels"])
         if isinstance(value, dict):
@@ -149,7 +176,7 @@ class SparseEncoderTrainer(Trainer):
         super().log(logs, start_time)
 
     # ------------------------------------------------------------------ optimiser
-    def create_optimizer(self, model=None):
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
         """AdamW (or `args.optim`) with one parameter group per learning rate and decay setting."""
         model = self.model if model is None else model
         if self.optimizer is None:
@@ -159,20 +186,34 @@ class SparseEncoderTrainer(Trainer):
                 if not param.requires_grad:
                     continue
                 rate = next(
-                    (lr for pattern, lr in self.args.learning_rate_mapping.items() if re.search(pattern, name)),
+                    (
+                        lr
+                        for pattern, lr in self.args.learning_rate_mapping.items()
+                        if re.search(pattern, name)
+                    ),
                     self.args.learning_rate,
                 )
                 groups[(float(rate), name in decay)].append(param)
             param_groups = [
-                {"params": params, "lr": rate, "weight_decay": self.args.weight_decay if decays else 0.0}
+                {
+                    "params": params,
+                    "lr": rate,
+                    "weight_decay": self.args.weight_decay if decays else 0.0,
+                }
                 for (rate, decays), params in groups.items()
             ]
-            optimizer_cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
+            # typed PreTrainedModel, but only its named modules / parameters are used (GaLore, LOMO)
+            optimizer_cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)  # type: ignore[arg-type]
             self.optimizer = optimizer_cls(param_groups, **kwargs)
         return self.optimizer
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+    def evaluate(
+        self,
+        eval_dataset: Any = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+    ) -> dict[str, float]:
         """Run the evaluator on the model; metrics are logged as `eval_<name>`."""
         if self.evaluator is None:
             return {}
@@ -186,29 +227,41 @@ class SparseEncoderTrainer(Trainer):
         metrics[f"{metric_key_prefix}_runtime"] = round(time.perf_counter() - start, 3)
         self.last_metrics = metrics
         self.log(dict(metrics))
-        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        self.control = self.callback_handler.on_evaluate(
+            self.args, self.state, self.control, metrics
+        )
         return metrics
 
     # ------------------------------------------------------------------ save / resume
-    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+    def _save(
+        self, output_dir: str | None = None, state_dict: dict[str, Any] | None = None
+    ) -> None:
         output_dir = output_dir or self.args.output_dir
+        if not output_dir:
+            raise ConfigError("no output_dir to save the model to")
         os.makedirs(output_dir, exist_ok=True)
         self.model.save(output_dir)
         save_model(self.model, os.path.join(output_dir, TRAINING_WEIGHTS))
         torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
         write_model_card(self, output_dir)
 
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+    def _load_from_checkpoint(
+        self, resume_from_checkpoint: str, model: nn.Module | None = None
+    ) -> None:
         path = os.path.join(resume_from_checkpoint, TRAINING_WEIGHTS)
         if not os.path.isfile(path):
             raise ConfigError(f"{resume_from_checkpoint} is not a sparsearch training checkpoint")
         load_model(model if model is not None else self.model, path)
 
     def _load_best_model(self) -> None:
+        if self.state.best_model_checkpoint is None:  # no best model recorded: keep these weights
+            return
         self._load_from_checkpoint(self.state.best_model_checkpoint)
 
 
-def _per_dataset(mapping: Mapping, datasets: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+def _per_dataset(
+    mapping: Mapping[str, Any], datasets: Mapping[str, Any]
+) -> dict[str, dict[str, str]]:
     """{dataset: {column: route}} from either that or a flat {column: route}."""
     if not mapping:
         return {}
@@ -220,7 +273,14 @@ def _per_dataset(mapping: Mapping, datasets: Mapping[str, Any]) -> dict[str, dic
     return {name: dict(mapping) for name in datasets}
 
 
-def _validate(model, args, datasets, losses, router_mapping, evaluator) -> None:
+def _validate(
+    model: nn.Module,
+    args: SparseEncoderTrainingArguments,
+    datasets: Mapping[str, Any],
+    losses: Mapping[str, SparseLoss],
+    router_mapping: Mapping[str, Mapping[str, str]],
+    evaluator: Evaluator | None,
+) -> None:
     """Refuse a configuration that cannot train, before any compute starts."""
     if _has_router(model) and not router_mapping:
         raise ConfigError(
@@ -240,14 +300,20 @@ def _validate(model, args, datasets, losses, router_mapping, evaluator) -> None:
         text_columns, label_column = split_columns(columns)
         for column, route in router_mapping.get(name, {}).items():
             if column not in text_columns:
-                raise ConfigError(f"router_mapping names column {column!r}, dataset {name!r} has {text_columns}")
+                raise ConfigError(
+                    f"router_mapping names column {column!r}, dataset {name!r} has {text_columns}"
+                )
             if route not in ROUTES:
                 raise ConfigError(f"router_mapping[{column!r}] = {route!r}; routes are {ROUTES}")
         loss = losses[name]
         if not isinstance(loss, SparseLoss):
-            raise ConfigError(f"the loss for {name!r} is not a sparsearch loss: {type(loss).__name__}")
+            raise ConfigError(
+                f"the loss for {name!r} is not a sparsearch loss: {type(loss).__name__}"
+            )
         if loss.model is not model:
-            raise ConfigError(f"the loss for {name!r} was built on another model than the one being trained")
+            raise ConfigError(
+                f"the loss for {name!r} was built on another model than the one being trained"
+            )
         try:
             loss.check_columns(len(text_columns), label_column is not None)
         except ConfigError as err:
@@ -255,6 +321,8 @@ def _validate(model, args, datasets, losses, router_mapping, evaluator) -> None:
     names = [n for n, _ in model.named_parameters()]
     for pattern in args.learning_rate_mapping:
         if not any(re.search(pattern, n) for n in names):
-            raise ConfigError(f"learning_rate_mapping pattern {pattern!r} matches no parameter of the model")
+            raise ConfigError(
+                f"learning_rate_mapping pattern {pattern!r} matches no parameter of the model"
+            )
     if args.eval_strategy != "no" and evaluator is None:
         raise ConfigError(f"eval_strategy is {args.eval_strategy!r} but no evaluator was given")

@@ -84,18 +84,30 @@ class SparseLoss(nn.Module):
                 stats["document_active_dims"] = float((docs != 0).sum(1).float().mean())
         self.last_active_dims = stats
 
-    def forward(self, features_list: Iterable[Features], labels: Tensor | None = None):
+    def forward(
+        self, features_list: Iterable[Features], labels: Tensor | None = None
+    ) -> Tensor | dict[str, Tensor]:
         return self.compute_loss_from_embeddings(self.embed(features_list), labels)
 
-    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None):
+    def compute_loss_from_embeddings(
+        self, embeddings: list[Tensor], labels: Tensor | None
+    ) -> Tensor | dict[str, Tensor]:
         raise NotImplementedError
+
+    def _require_labels(self, labels: Tensor | None) -> Tensor:
+        """``labels``, or ConfigError for a loss that needs them (`needs_labels`) called without."""
+        if labels is None:
+            raise ConfigError(f"{type(self).__name__} needs labels (a 'label' or 'score' column)")
+        return labels
 
     def check_columns(self, n_text_columns: int, has_labels: bool) -> None:
         """Raise ConfigError when `n_text_columns` text columns (+ labels or not) cannot feed this loss."""
         name = type(self).__name__
         high = self.max_columns
         if n_text_columns < self.min_columns or (high is not None and n_text_columns > high):
-            want = f"{self.min_columns}" + ("+" if high is None else f"-{high}" if high != self.min_columns else "")
+            want = f"{self.min_columns}" + (
+                "+" if high is None else f"-{high}" if high != self.min_columns else ""
+            )
             raise ConfigError(f"{name} takes {want} text columns, the dataset has {n_text_columns}")
         if self.needs_labels and not has_labels:
             raise ConfigError(f"{name} needs a 'label' or 'score' column, the dataset has none")

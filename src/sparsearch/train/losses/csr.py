@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn import functional as F
 
 from sparsearch.errors import ConfigError
@@ -21,6 +21,11 @@ CSR_OUTPUT_KEYS = (
     "decoded_embedding_aux",
     "decoded_embedding_k_pre_bias",
 )
+
+
+def _total(values: list[Tensor]) -> Tensor:
+    """The sum of one or more tensors (``sum`` without its ``0`` start)."""
+    return sum(values[1:], values[0])
 
 
 def normalized_mse(reconstruction: Tensor, target: Tensor) -> Tensor:
@@ -40,7 +45,11 @@ class CSRLoss(SparseLoss):
     """
 
     def __init__(
-        self, model, loss: SparseLoss | None = None, beta: float = 0.1, gamma: float = 1.0
+        self,
+        model: nn.Module,
+        loss: SparseLoss | None = None,
+        beta: float = 0.1,
+        gamma: float = 1.0,
     ) -> None:
         super().__init__(model)
         self.loss = loss if loss is not None else SparseMultipleNegativesRankingLoss(model)
@@ -51,16 +60,20 @@ class CSRLoss(SparseLoss):
         self.beta = beta
         self.gamma = gamma
 
-    def forward(self, features_list: Iterable[Features], labels: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(
+        self, features_list: Iterable[Features], labels: Tensor | None = None
+    ) -> dict[str, Tensor]:
         outputs = [self.model(features) for features in features_list]
         missing = [k for k in CSR_OUTPUT_KEYS if k not in outputs[0]]
         if missing:
-            raise ConfigError(f"CSRLoss needs a model with a sparse autoencoder head; output lacks {missing}")
+            raise ConfigError(
+                f"CSRLoss needs a model with a sparse autoencoder head; output lacks {missing}"
+            )
         embeddings = [out["sentence_embedding"] for out in outputs]
         self.record_active_dims(embeddings)
         losses = self.reconstruction_losses(outputs)
         base = self.loss.compute_loss_from_embeddings(embeddings, labels)
-        for key, value in (base.items() if isinstance(base, dict) else [("base_loss", base)]):
+        for key, value in base.items() if isinstance(base, dict) else [("base_loss", base)]:
             losses[key] = value * self.gamma
         return losses
 
@@ -79,9 +92,9 @@ class CSRLoss(SparseLoss):
                 l_aux.append(normalized_mse(aux, residual))
         n = len(outputs)
         return {
-            "reconstruction_loss_k": sum(l_k) / n,
-            "reconstruction_loss_4k": sum(l_4k) / n / 8.0,
-            "reconstruction_loss_aux": self.beta * sum(l_aux) / n,
+            "reconstruction_loss_k": _total(l_k) / n,
+            "reconstruction_loss_4k": _total(l_4k) / n / 8.0,
+            "reconstruction_loss_aux": self.beta * _total(l_aux) / n,
         }
 
     def get_config_dict(self) -> dict[str, Any]:

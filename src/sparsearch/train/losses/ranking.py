@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -31,7 +32,9 @@ class SparseMultipleNegativesRankingLoss(SparseLoss):
         self.similarity = similarity
         self._sim = matrix_fn(similarity)
 
-    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None = None) -> Tensor:
+    def compute_loss_from_embeddings(
+        self, embeddings: list[Tensor], labels: Tensor | None = None
+    ) -> Tensor:
         queries, docs = embeddings[0], torch.cat(embeddings[1:])
         scores = self._sim(queries, docs) * self.scale
         rows = torch.arange(queries.shape[0], device=queries.device)
@@ -41,7 +44,7 @@ class SparseMultipleNegativesRankingLoss(SparseLoss):
         return {"scale": self.scale, "similarity": self.similarity}
 
 
-def _pair_scores(sim, embeddings: list[Tensor]) -> Tensor:
+def _pair_scores(sim: Callable[[Tensor, Tensor], Tensor], embeddings: list[Tensor]) -> Tensor:
     """(batch, n_candidates) similarities of the query column to every other column."""
     query = embeddings[0]
     return torch.stack([sim(query, other) for other in embeddings[1:]], dim=1)
@@ -62,10 +65,12 @@ class SparseMarginMSELoss(SparseLoss):
         self.similarity = similarity
         self._sim = pairwise_fn(similarity)
 
-    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
+    def compute_loss_from_embeddings(
+        self, embeddings: list[Tensor], labels: Tensor | None
+    ) -> Tensor:
         scores = _pair_scores(self._sim, embeddings)
         batch, n_neg = scores.shape[0], scores.shape[1] - 1
-        labels = labels.detach().float()
+        labels = self._require_labels(labels).detach().float()
         if labels.shape == (batch, n_neg + 1):
             labels = labels[:, :1] - labels[:, 1:]
         labels = labels.reshape(batch, -1)
@@ -108,8 +113,11 @@ class SparseDistillKLDivLoss(SparseLoss):
             if not 0 < value < float("inf"):
                 raise ConfigError(f"temperatures must be positive and finite, got {value}")
 
-    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
+    def compute_loss_from_embeddings(
+        self, embeddings: list[Tensor], labels: Tensor | None
+    ) -> Tensor:
         scores = _pair_scores(self._sim, embeddings)
+        labels = self._require_labels(labels)
         if labels.shape != scores.shape:
             raise ConfigError(
                 f"KL-div labels must be teacher scores of shape {tuple(scores.shape)}, "
@@ -136,8 +144,10 @@ class SparseMSELoss(SparseLoss):
 
     needs_labels = True
 
-    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
-        labels = labels.detach()
+    def compute_loss_from_embeddings(
+        self, embeddings: list[Tensor], labels: Tensor | None
+    ) -> Tensor:
+        labels = self._require_labels(labels).detach()
         if labels.dim() == 2:
             targets = [labels] * len(embeddings)
         elif labels.dim() == 3 and labels.shape[1] == len(embeddings):

@@ -21,6 +21,8 @@ class FlopsLoss(nn.Module):
         FLOPS sum, so rare, informative tokens are penalised less than common ones (Geng et al., 2024).
     """
 
+    inverse_idf: Tensor | None  # a buffer, registered in __init__
+
     def __init__(
         self,
         threshold: float | None = None,
@@ -50,7 +52,9 @@ class FlopsLoss(nn.Module):
         return {"threshold": self.threshold, "idf_aware": self.inverse_idf is not None}
 
 
-def _inverse_idf(idf, vocab) -> Tensor | None:
+def _inverse_idf(
+    idf: Sequence[float] | Tensor | Mapping[str, float] | None, vocab: Sequence[str] | None
+) -> Tensor | None:
     if idf is None:
         return None
     if isinstance(idf, Mapping):

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from sparsearch.errors import ConfigError
 from sparsearch.train.losses.base import Features, SparseLoss
@@ -26,14 +26,15 @@ class SpladeLoss(SparseLoss):
     default, as in SPLADE v2); the trainer drives it through `set_training_progress`. Outside a
     trainer the full weights apply.
 
-    Example:
-        >>> loss = SpladeLoss(model, SparseMultipleNegativesRankingLoss(model),
-        ...                   document_regularizer_weight=3e-3, query_regularizer_weight=5e-3)
+    Example::
+
+        loss = SpladeLoss(model, SparseMultipleNegativesRankingLoss(model),
+                          document_regularizer_weight=3e-3, query_regularizer_weight=5e-3)
     """
 
     def __init__(
         self,
-        model,
+        model: nn.Module,
         loss: SparseLoss,
         document_regularizer_weight: float,
         query_regularizer_weight: float | None = None,
@@ -47,20 +48,28 @@ class SpladeLoss(SparseLoss):
     ) -> None:
         super().__init__(model)
         if not isinstance(loss, SparseLoss):
-            raise ConfigError(f"SpladeLoss wraps a sparsearch ranking loss, got {type(loss).__name__}")
+            raise ConfigError(
+                f"SpladeLoss wraps a sparsearch ranking loss, got {type(loss).__name__}"
+            )
         if isinstance(loss, SpladeLoss):
             raise ConfigError("SpladeLoss cannot wrap another SpladeLoss")
         if warmup_schedule not in SCHEDULES:
-            raise ConfigError(f"warmup_schedule must be one of {SCHEDULES}, got {warmup_schedule!r}")
+            raise ConfigError(
+                f"warmup_schedule must be one of {SCHEDULES}, got {warmup_schedule!r}"
+            )
         if not 0 <= warmup_ratio <= 1:
             raise ConfigError(f"warmup_ratio must be in [0, 1], got {warmup_ratio}")
         self.loss = loss
         self.min_columns, self.max_columns = loss.min_columns, loss.max_columns
         self.needs_labels = loss.needs_labels
         self.document_regularizer_weight = document_regularizer_weight
-        self.query_regularizer_weight = None if use_document_regularizer_only else query_regularizer_weight
+        self.query_regularizer_weight = (
+            None if use_document_regularizer_only else query_regularizer_weight
+        )
         self.use_document_regularizer_only = use_document_regularizer_only
-        self.document_regularizer = document_regularizer or FlopsLoss(document_regularizer_threshold)
+        self.document_regularizer = document_regularizer or FlopsLoss(
+            document_regularizer_threshold
+        )
         self.query_regularizer = query_regularizer or FlopsLoss(query_regularizer_threshold)
         self.warmup_ratio = warmup_ratio
         self.warmup_schedule = warmup_schedule
@@ -75,20 +84,25 @@ class SpladeLoss(SparseLoss):
         ratio = step / warmup
         self.regularizer_scale = ratio**2 if self.warmup_schedule == "quadratic" else ratio
 
-    def forward(self, features_list: Iterable[Features], labels: Tensor | None = None):
+    def forward(
+        self, features_list: Iterable[Features], labels: Tensor | None = None
+    ) -> dict[str, Tensor]:
         embeddings = self.loss.embed(features_list)
         self.last_active_dims = self.loss.last_active_dims
         return self.compute_loss_from_embeddings(embeddings, labels)
 
-    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> dict[str, Tensor]:
+    def compute_loss_from_embeddings(
+        self, embeddings: list[Tensor], labels: Tensor | None
+    ) -> dict[str, Tensor]:
         base = self.loss.compute_loss_from_embeddings(embeddings, labels)
         losses = dict(base) if isinstance(base, dict) else {"base_loss": base}
         docs = embeddings if self.use_document_regularizer_only else embeddings[1:]
         doc_reg = self.document_regularizer.compute_loss_from_embeddings(torch.cat(list(docs)))
         losses["document_regularizer_loss"] = doc_reg * self.current_document_weight
-        if self.query_regularizer_weight is not None:
+        query_weight = self.current_query_weight
+        if query_weight is not None:
             query_reg = self.query_regularizer.compute_loss_from_embeddings(embeddings[0])
-            losses["query_regularizer_loss"] = query_reg * self.current_query_weight
+            losses["query_regularizer_loss"] = query_reg * query_weight
         return losses
 
     @property

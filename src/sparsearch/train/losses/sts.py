@@ -16,7 +16,9 @@ from sparsearch.train.losses.similarity import angle_pairwise, cos_pairwise
 
 def _flat_labels(labels: Tensor, batch: int, name: str) -> Tensor:
     if labels.numel() != batch:
-        raise ConfigError(f"{name} expects one score per row ({batch}), got shape {tuple(labels.shape)}")
+        raise ConfigError(
+            f"{name} expects one score per row ({batch}), got shape {tuple(labels.shape)}"
+        )
     return labels.reshape(-1).float()
 
 
@@ -32,8 +34,12 @@ class SparseCoSENTLoss(SparseLoss):
         super().__init__(model)
         self.scale = scale
 
-    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
-        labels = _flat_labels(labels, embeddings[0].shape[0], type(self).__name__)
+    def compute_loss_from_embeddings(
+        self, embeddings: list[Tensor], labels: Tensor | None
+    ) -> Tensor:
+        labels = _flat_labels(
+            self._require_labels(labels), embeddings[0].shape[0], type(self).__name__
+        )
         scores = self.pair_similarity(embeddings[0], embeddings[1]).float() * self.scale
         diff = scores[:, None] - scores[None, :]
         lower = labels[:, None] < labels[None, :]
@@ -57,6 +63,10 @@ class SparseCosineSimilarityLoss(SparseLoss):
     max_columns = 2
     needs_labels = True
 
-    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
-        labels = _flat_labels(labels, embeddings[0].shape[0], type(self).__name__)
+    def compute_loss_from_embeddings(
+        self, embeddings: list[Tensor], labels: Tensor | None
+    ) -> Tensor:
+        labels = _flat_labels(
+            self._require_labels(labels), embeddings[0].shape[0], type(self).__name__
+        )
         return F.mse_loss(cos_pairwise(embeddings[0], embeddings[1]), labels)
