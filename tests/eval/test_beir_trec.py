@@ -64,3 +64,28 @@ def test_qrels_round_trip_and_bad_files(tmp_path):
         read_run(tmp_path / "dup.trec")
     with pytest.raises(InvalidInputError):
         write_run(tmp_path / "x", {}, tag="two words")
+
+
+def test_search_trec_output_and_write_run_agree_on_ties(tmp_path, capsys):
+    import io
+
+    from sparsearch.cli import main
+    from sparsearch.index import SparseIndex
+    from sparsearch.run import Run
+    from sparsearch.sparse import SparseVectors, save_npz
+
+    docs = SparseVectors.from_dicts([{0: 1.0}, {0: 1.0}, {0: 1.0}, {0: 2.0}], dim=2)
+    save_npz(tmp_path / "docs.npz", docs, ["a", "c", "b", "z"])
+    queries = SparseVectors.from_dicts([{0: 1.0}], dim=2)
+    save_npz(tmp_path / "q.npz", queries, ["q"])
+    assert main(["index", str(tmp_path / "docs.npz"), str(tmp_path / "idx")]) == 0
+    capsys.readouterr()
+    args = ["search", str(tmp_path / "idx"), "--vectors", str(tmp_path / "q.npz"), "-k", "4"]
+    assert main([*args, "--format", "trec"]) == 0
+    printed = capsys.readouterr().out
+    hits = SparseIndex.open(tmp_path / "idx").search(queries, k=4)
+    assert hits.ids.tolist() == [["z", "a", "c", "b"]]  # the engine: score, then insertion order
+    written = io.StringIO()
+    write_run(written, Run.from_hits(["q"], hits))
+    assert printed == written.getvalue()
+    assert [line.split()[2] for line in printed.splitlines()] == ["z", "c", "b", "a"]  # trec_eval
