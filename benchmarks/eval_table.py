@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -138,9 +137,11 @@ def main() -> None:
 def write(command: str, rows: list[dict], reproduction: list[dict], warm: str) -> None:
     """Write benchmarks/results/eval.md and eval.json."""
     columns = ["dataset", "system", "ndcg@10", "recall@100", "query_active_dims", "doc_active_dims"]
+    record = provenance()
     text = [
         f"# Retrieval quality\n\n`{command}`\n",
-        f"Machine: {platform.processor() or platform.machine()}, shared CPU; seconds = wall "
+        f"Commit {record['commit']}{' (with uncommitted changes)' if record['dirty'] else ''}; "
+        f"{record['cpu_model']}, {record['usable_cpus']} CPUs, shared; seconds = wall "
         "time of the whole evaluation (single-model rows cold; hybrid rows reuse the cached "
         f"corpus vectors of the single-model rows).{warm}\n",
         markdown_table(rows, [*columns, "seconds"]),
@@ -156,7 +157,7 @@ def write(command: str, rows: list[dict], reproduction: list[dict], warm: str) -
         "command": command,
         "rows": rows,
         "reproduction": reproduction,
-        "provenance": provenance(),
+        "provenance": record,
     }
     (OUT / "eval.json").write_text(json.dumps(payload, indent=2) + "\n")
 

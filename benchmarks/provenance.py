@@ -146,7 +146,8 @@ def command(argv: list[str] | None = None) -> str:
 def provenance(argv: list[str] | None = None) -> dict[str, Any]:
     """Where, when and how a result was produced; ``argv`` as in :func:`command`."""
     commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain")
+    # uncommitted changes to the code; results files a benchmark is writing do not count
+    status = _git("status", "--porcelain", "--", ".", ":(exclude)benchmarks/results")
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
