@@ -141,3 +141,22 @@ def test_npz_round_trip_keeps_ids_and_vocab(tmp_path):
     back, ids = load_npz(tmp_path / "v.npz")
     assert ids == ["d1", "d2"] and back.vocab == ("p", "q")
     np.testing.assert_array_equal(back.to_dense(), v.to_dense())
+
+
+def test_load_npz_names_a_missing_truncated_or_foreign_file(tmp_path):
+    from sparsearch.errors import InvalidInputError
+
+    path = tmp_path / "v.npz"
+    save_npz(path, SparseVectors.from_dicts([{0: 1.0}, {2: 0.5}], dim=3), ["a", "b"])
+    vectors, ids = load_npz(path)
+    assert ids == ["a", "b"] and vectors.nnz == 2
+    (tmp_path / "cut.npz").write_bytes(path.read_bytes()[:-40])
+    (tmp_path / "text.npz").write_text("hello")
+    for name, reason in [
+        ("missing.npz", "no such file"),
+        ("cut.npz", "not a vectors file"),
+        ("text.npz", "not a .npz archive"),
+    ]:
+        with pytest.raises(InvalidInputError, match=reason) as caught:
+            load_npz(tmp_path / name)
+        assert name in str(caught.value)

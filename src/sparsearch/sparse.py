@@ -15,6 +15,8 @@ from a model carry its ``vocab`` (token strings), so decoding and vocabulary che
 from __future__ import annotations
 
 import hashlib
+import zipfile
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,12 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from sparsearch.errors import DimensionMismatchError, InvalidVectorsError, VocabularyMismatchError
+from sparsearch.errors import (
+    DimensionMismatchError,
+    InvalidInputError,
+    InvalidVectorsError,
+    VocabularyMismatchError,
+)
 
 if TYPE_CHECKING:  # torch is optional: only the conversions need it
     import torch
@@ -419,11 +426,37 @@ def save_npz(path: str | Path, vectors: SparseVectors, ids: Sequence[Any] | None
 
 
 def load_npz(path: str | Path) -> tuple[SparseVectors, list[str] | None]:
-    """Read a file written by :func:`save_npz`: (vectors, ids or None)."""
-    with np.load(path, allow_pickle=False) as data:
-        vocab = data["vocab"].tolist() if "vocab" in data else None
-        vectors = SparseVectors(
-            data["indptr"], data["indices"], data["values"], int(data["dim"]), vocab
+    """Read a file written by :func:`save_npz`: (vectors, ids or None).
+
+    A missing, truncated or foreign file raises :class:`InvalidInputError` naming it; arrays that
+    break the CSR contract raise it too (the message says which check failed).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(
+            f"{path}: no such file" if not path.exists() else f"{path}: is not a file"
         )
-        ids = data["ids"].tolist() if "ids" in data else None
+    not_ours = f"{path}: not a vectors file written by save_npz / `sparsearch encode`"
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as err:
+        raise InvalidInputError(f"{path}: cannot read ({err.strerror})") from err
+    if magic != b"PK\x03\x04":  # every .npz is a zip archive
+        raise InvalidInputError(f"{not_ours} (not a .npz archive)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            vocab = data["vocab"].tolist() if "vocab" in data else None
+            vectors = SparseVectors(
+                data["indptr"], data["indices"], data["values"], int(data["dim"]), vocab
+            )
+            ids = data["ids"].tolist() if "ids" in data else None
+    # what numpy and zipfile raise for a zip that is not an intact save_npz archive: truncated or
+    # bit-flipped (BadZipFile, zlib.error, OSError, EOFError), an array missing (KeyError),
+    # object arrays (ValueError), bad CSR arrays (InvalidVectorsError, a ValueError)
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        reason = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        raise InvalidInputError(f"{not_ours} ({reason})") from err
+    if ids is not None and len(ids) != vectors.n:
+        raise InvalidInputError(f"{not_ours} ({len(ids)} ids for {vectors.n} vectors)")
     return vectors, ids

@@ -7,17 +7,12 @@ Each turns a bad argument or a bad file into a named error (``InvalidInputError`
 from __future__ import annotations
 
 import argparse
-import zipfile
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from sparsearch.errors import InvalidInputError, SparsearchError
-
-if TYPE_CHECKING:
-    from sparsearch.sparse import SparseVectors
 
 #: the largest ``-k`` a search accepts (larger requests are refused; any k is also capped at the
 #: number of documents the index holds)
@@ -52,35 +47,6 @@ def top_k(text: str) -> int:
     if value > MAX_TOP_K:
         raise argparse.ArgumentTypeError(f"must be at most {MAX_TOP_K:,}, got {value:,}")
     return value
-
-
-def read_vectors(path: Path) -> tuple[SparseVectors, list[str] | None]:
-    """``sparsearch.load_npz(path)``, with a missing or damaged file as a named error."""
-    from sparsearch.sparse import load_npz
-
-    if not path.exists():
-        raise InvalidInputError(f"{path}: no such file")
-    if not path.is_file():
-        raise InvalidInputError(f"{path}: is not a file")
-    not_ours = f"{path}: not a vectors file written by save_npz / `sparsearch encode`"
-    try:
-        with open(path, "rb") as fh:
-            magic = fh.read(4)
-    except OSError as err:
-        raise InvalidInputError(f"{path}: cannot read ({err.strerror})") from err
-    if magic != b"PK\x03\x04":  # every .npz is a zip archive
-        raise InvalidInputError(f"{not_ours} (not a .npz archive)")
-    try:
-        vectors, ids = load_npz(path)
-    # what numpy and zipfile raise for a zip that is not an intact save_npz archive: truncated or
-    # bit-flipped (BadZipFile, zlib.error, OSError, EOFError), an array missing (KeyError),
-    # object arrays (ValueError), bad CSR arrays (InvalidVectorsError, a ValueError)
-    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as err:
-        reason = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-        raise InvalidInputError(f"{not_ours} ({reason})") from err
-    if ids is not None and len(ids) != vectors.n:
-        raise InvalidInputError(f"{not_ours} ({len(ids)} ids for {vectors.n} vectors)")
-    return vectors, ids
 
 
 @contextmanager

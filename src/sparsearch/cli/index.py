@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sparsearch.cli._checks import index_output_dir, naming, positive_int, read_vectors
+from sparsearch.cli._checks import index_output_dir, naming, positive_int
 from sparsearch.errors import InvalidInputError, SparsearchError
 
 
@@ -45,10 +45,11 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from sparsearch.index import SparseIndex
+    from sparsearch.sparse import load_npz
 
     index_output_dir(args.output, args.append)
     if args.input.suffix == ".npz":
-        vectors, ids = read_vectors(args.input)
+        vectors, ids = load_npz(args.input)
         index = SparseIndex(args.output)
         with naming(args.input):
             index.add(ids if ids is not None else list(range(vectors.n)), vectors)

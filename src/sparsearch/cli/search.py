@@ -15,7 +15,6 @@ from sparsearch.cli._checks import (
     open_output,
     output_file,
     positive_int,
-    read_vectors,
     top_k,
 )
 from sparsearch.errors import InvalidInputError
@@ -53,11 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _queries(args: argparse.Namespace):
     """(query ids, query vectors) from whichever source the arguments name."""
+    from sparsearch.sparse import load_npz
+
     sources = sum([bool(args.queries), args.queries_file is not None, args.vectors is not None])
     if sources != 1:
         raise InvalidInputError("give exactly one of: query texts, --queries-file, --vectors")
     if args.vectors is not None:
-        vectors, ids = read_vectors(args.vectors)
+        vectors, ids = load_npz(args.vectors)
         return (ids if ids is not None else [str(i) for i in range(vectors.n)]), vectors
     if not args.model:
         raise InvalidInputError("query texts need --model")
