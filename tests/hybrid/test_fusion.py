@@ -102,3 +102,12 @@ def test_top_k_of_a_dense_score_matrix():
     assert positions.tolist() == [[1, 3, 2], [0, 1, 2]]  # ties: lower position first
     assert values.tolist() == [[0.9, 0.9, 0.5], [3.0, 2.0, 1.0]]
     assert top_k(scores, 10)[0].shape == (2, 4)
+
+
+def test_bm25_on_a_corpus_of_stop_words_is_a_named_error():
+    from sparsearch.hybrid import BM25Retriever
+
+    with pytest.raises(InvalidInputError, match="nothing to index"):
+        BM25Retriever({"d1": "a b", "d2": "the of"})
+    hits = BM25Retriever({"d1": "aspirin fever", "d2": "paris"}).retrieve({"q": "fever"}, k=2)
+    assert hits.run.row(0)[0][0] == "d1" and len(hits.run.row(0)) == 1  # no zero-score filler

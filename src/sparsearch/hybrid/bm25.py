@@ -34,6 +34,10 @@ class BM25Retriever:
         self.ids = np.empty(len(corpus), object)
         self.ids[:] = list(corpus)
         tokens = bm25s.tokenize(list(corpus.values()), stopwords=stopwords, show_progress=False)
+        if not tokens.vocab:
+            raise InvalidInputError(
+                "BM25 has nothing to index: every word of the corpus is a stop word or too short"
+            )
         self.model = bm25s.BM25(**bm25_options)
         self.model.index(tokens, show_progress=False)
 
