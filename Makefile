@@ -26,12 +26,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 # The gates: lint, format, types; then every test, the docstring examples and the docs' Python
 # blocks (tests/test_docs.py); then the engine again with numba off (the numpy specification).
 test: lint typecheck
-	$(PY) -m pytest -q -x -p no:cacheprovider --doctest-modules src tests
+	$(PY) -m pytest -q -x -p no:cacheprovider --durations=15 --doctest-modules src tests
 	$(MAKE) --no-print-directory test-nojit
 
 # The engine's kernels run as plain Python/numpy: they are the executable specification.
 test-nojit: venv
-	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -x -p no:cacheprovider tests/index tests/test_sparse.py
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -x -p no:cacheprovider -m "not numba_only" tests/index tests/test_sparse.py
 
 typecheck: venv
 	$(PY) -m mypy
