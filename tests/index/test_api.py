@@ -130,3 +130,26 @@ def test_threads_give_the_same_hits_as_one_thread():
     )
     assert one.ids.tolist() == many.ids.tolist()
     np.testing.assert_array_equal(one.scores, many.scores)
+
+
+def test_get_gathers_across_segments_in_the_order_asked_and_refuses_a_single_string():
+    index = SparseIndex()
+    rng = np.random.default_rng(3)
+    batches = [
+        SparseVectors.from_dense(rng.random((5, 6)) * (rng.random((5, 6)) < 0.5)) for _ in range(3)
+    ]
+    for b, vectors in enumerate(batches):
+        index.add([f"{b}-{i}" for i in range(5)], vectors)
+    index.delete(["1-2"])
+    wanted = ["2-4", "0-0", "1-3", "0-0", "2-1"]
+    got = index.get(wanted).to_dense()
+    for row, doc_id in zip(got, wanted, strict=True):
+        b, i = map(int, doc_id.split("-"))
+        np.testing.assert_array_equal(row, batches[b].to_dense()[i])
+    assert index.get([]).n == 0
+    with pytest.raises(UnknownIdError, match="'1-2'"):
+        index.get(["0-1", "1-2"])
+    for call in (index.get, index.delete, index.get_payloads):
+        with pytest.raises(InvalidInputError, match="single str"):
+            call("0-1")
+    assert len(index) == 14  # nothing was deleted by the refused calls

@@ -14,7 +14,14 @@ from sparsearch.sparse import SparseVectors
 
 
 def normalize_ids(ids: Iterable[Any]) -> list[DocId]:
-    """External ids as plain ``str`` / ``int`` (numpy integers accepted, bools and others not)."""
+    """External ids as plain ``str`` / ``int`` (numpy integers accepted, bools and others not).
+
+    A single string or bytes value is refused rather than iterated as characters.
+    """
+    if isinstance(ids, (str, bytes)):
+        raise InvalidInputError(
+            f"ids must be a collection of ids, not a single {type(ids).__name__}"
+        )
     out = []
     for doc_id in ids:
         if isinstance(doc_id, np.integer):

@@ -158,21 +158,29 @@ class SparseIndex:
             self._merge(list(self._segments))
 
     def get(self, ids: Iterable[DocId]) -> SparseVectors:
-        """The stored vectors of ``ids``, in that order."""
-        parts = []
-        for doc_id in normalize_ids(ids):
-            if doc_id not in self._where:
-                raise UnknownIdError(f"unknown id {doc_id!r}")
-            packed = self._where[doc_id]
-            parts.append(self._by_number[packed >> 32].vectors(np.array([packed & 0xFFFFFFFF])))
-        if not parts:
-            if self._dim is None:
-                raise InvalidInputError("the index is empty and has no dimension yet")
-            return SparseVectors.empty(self._dim, self._vocab)
-        out = SparseVectors.concat(parts)
+        """The stored vectors of ``ids``, in that order (one gather per segment)."""
+        packed = self._packed(ids)
+        if self._dim is None:
+            raise InvalidInputError("the index is empty and has no dimension yet")
+        numbers, local = packed >> 32, packed & 0xFFFFFFFF
+        parts = [SparseVectors.empty(self._dim)]
+        positions = [np.zeros(0, np.int64)]
+        for number in np.unique(numbers).tolist():
+            chosen = np.flatnonzero(numbers == number)
+            parts.append(self._by_number[number].vectors(local[chosen]))
+            positions.append(chosen)
+        out = SparseVectors.concat(parts)[np.argsort(np.concatenate(positions), kind="stable")]
         return SparseVectors(
             out.indptr, out.indices, out.values, out.dim, self._vocab, validate=False
         )
+
+    def _packed(self, ids: Iterable[DocId]) -> np.ndarray:
+        """(segment number << 32 | local ordinal) of each id; an unknown id is a named error."""
+        checked = normalize_ids(ids)
+        try:
+            return np.fromiter((self._where[d] for d in checked), np.int64, len(checked))
+        except KeyError as err:
+            raise UnknownIdError(f"unknown id {err.args[0]!r}") from None
 
     def ids(self) -> list[DocId]:
         """The ids of all live documents, in insertion order."""
