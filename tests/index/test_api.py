@@ -153,3 +153,27 @@ def test_get_gathers_across_segments_in_the_order_asked_and_refuses_a_single_str
         with pytest.raises(InvalidInputError, match="single str"):
             call("0-1")
     assert len(index) == 14  # nothing was deleted by the refused calls
+
+
+def test_subnormal_weights_index_and_a_failed_write_changes_nothing(monkeypatch):
+    from sparsearch.index import segment
+
+    index = SparseIndex()
+    index.add(["a", "b"], SparseVectors.from_dicts([{0: 1.0}, {1: 1.0}], dim=3))
+    # a subnormal maximum used to round its impact step to 0 (ZeroDivisionError after the delete)
+    index.upsert(["a"], SparseVectors.from_dicts([{0: 1e-45, 2: 2.0}], dim=3))
+    hits = index.search(SparseVectors.from_dicts([{0: 1.0, 2: 1.0}], dim=3), k=2)
+    assert hits.ids.tolist() == [["a", None]] and hits.scores[0, 0] == np.float32(2.0)
+
+    def broken(*args, **kwargs):
+        raise MemoryError("injected: the segment could not be built")
+
+    before = (index.ids(), index.get(index.ids()).to_dense().tolist(), index.stats())
+    monkeypatch.setattr(segment.Segment, "build", broken)
+    with pytest.raises(MemoryError, match="injected"):
+        index.upsert(["a", "c"], SparseVectors.from_dicts([{0: 5.0}, {1: 5.0}], dim=3))
+    assert (index.ids(), index.get(index.ids()).to_dense().tolist(), index.stats()) == before
+    empty = SparseIndex()
+    with pytest.raises(MemoryError, match="injected"):
+        empty.add(["x"], SparseVectors.from_dicts([{0: 1.0}], dim=7))
+    assert empty.dim is None and len(empty) == 0

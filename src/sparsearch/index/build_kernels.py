@@ -79,6 +79,7 @@ def term_bounds(
 
 # also read by the search kernels: after changing it, clear their cache (see ``kernel_types.jit``)
 RANGE_BITS = 16  # impact postings are grouped by ranges of 2**16 documents (uint16 ordinals)
+SMALLEST_STEP = np.float32(np.nextafter(np.float32(0), np.float32(1)))
 IMPACT_LEVELS = 255  # each weight is rounded up to one of this many steps of its term's maximum
 
 
@@ -100,7 +101,10 @@ def impact_blocks(
     for t in range(dim):
         if term_max[t] > 0:
             # in float64, as numba computes float32 / int (numpy >= 2 would stay in float32)
-            term_scale[t] = np.float32(np.float64(term_max[t]) / IMPACT_LEVELS * (1 + 1e-6))
+            scale = np.float32(np.float64(term_max[t]) / IMPACT_LEVELS * (1 + 1e-6))
+            # a subnormal maximum would round the step to 0: the smallest float32 step still
+            # bounds it (impacts are capped at IMPACT_LEVELS)
+            term_scale[t] = max(scale, SMALLEST_STEP)
     blk_indptr = np.zeros(n_ranges * dim + 1, np.int64)
     for t in range(dim):
         for x in range(post_indptr[t], post_indptr[t + 1]):

@@ -132,10 +132,7 @@ class SparseIndex:
     ) -> None:
         """Add documents, replacing those whose id is present (they count as newly inserted)."""
         ids = self._check_batch(ids, vectors, payloads)
-        present = [doc_id for doc_id in ids if doc_id in self._where]
-        if present:
-            self.delete(present)
-        self._append(ids, vectors, payloads)
+        self._append(ids, vectors, payloads, replacing=[d for d in ids if d in self._where])
 
     def delete(self, ids: Iterable[DocId]) -> None:
         """Tombstone documents; an unknown id raises :class:`UnknownIdError` and deletes nothing."""
@@ -386,17 +383,23 @@ class SparseIndex:
         ids: list[DocId],
         vectors: SparseVectors,
         payloads: Sequence[Mapping[str, Any] | None] | None,
+        replacing: Sequence[DocId] = (),
     ) -> None:
+        """Build the batch's segment, then (only if that worked) replace ``replacing`` and add it."""
+        seg = None
+        if ids:
+            seq = np.arange(self._next_seq, self._next_seq + len(ids), dtype=np.int64)
+            plain = None if payloads is None else [None if p is None else dict(p) for p in payloads]
+            seg = Segment.build(self._next_number, vectors, seq, ids, plain)
         if self._dim is None:
             self._dim = vectors.dim
         if self._vocab is None and vectors.vocab is not None and self._next_seq == 0:
             self._vocab, self._vocab_hash = vectors.vocab, vectors.vocab_hash()
-        if not ids:
+        if seg is None:
             return
-        seq = np.arange(self._next_seq, self._next_seq + len(ids), dtype=np.int64)
+        if replacing:
+            self.delete(replacing)
         self._next_seq += len(ids)
-        plain = None if payloads is None else [None if p is None else dict(p) for p in payloads]
-        seg = Segment.build(self._next_number, vectors, seq, ids, plain)
         self._next_number += 1
         self._segments.append(seg)
         self._by_number[seg.number] = seg

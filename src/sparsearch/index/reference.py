@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from sparsearch.index.build_kernels import IMPACT_LEVELS, RANGE_BITS
+from sparsearch.index.build_kernels import IMPACT_LEVELS, RANGE_BITS, SMALLEST_STEP
 from sparsearch.index.kernel_types import F32, I32, I64, U8, U16, Ordinals
 from sparsearch.index.kernels import Scratch
 
@@ -53,6 +53,7 @@ def impact_blocks(
     dim = post_indptr.size - 1
     bits, levels = RANGE_BITS, IMPACT_LEVELS
     scale = np.where(term_max > 0, term_max.astype(np.float64) / levels * (1 + 1e-6), 0)
+    scale = np.where(term_max > 0, np.maximum(scale.astype(np.float32), SMALLEST_STEP), 0)
     scale = scale.astype(np.float32)
     terms = np.repeat(np.arange(dim), np.diff(post_indptr))
     ranges = post_docs.astype(np.int64) >> bits
