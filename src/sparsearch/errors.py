@@ -35,6 +35,10 @@ class IndexCorruptError(SparsearchError, OSError):
     """An index directory whose files are missing, truncated, or fail their checksums."""
 
 
+class IndexNotFoundError(SparsearchError, FileNotFoundError):
+    """A path that holds no index (no folder, or no committed ``CURRENT`` pointer)."""
+
+
 class UnknownIdError(SparsearchError, KeyError):
     """An external document id that the index does not hold."""
 

@@ -98,6 +98,10 @@ def as_filter(spec: FilterLike | None) -> Filter | None:
         return Filter(ids=spec.get("ids"), payload=spec.get("payload"))
     if isinstance(spec, (str, bytes)):
         raise InvalidInputError("a filter of ids must be a collection, not a single string")
+    if not isinstance(spec, Iterable):
+        raise InvalidInputError(
+            f"a filter is a Filter, a mapping or a collection of ids, got {type(spec).__name__}"
+        )
     return Filter(ids=spec)
 
 

@@ -177,3 +177,15 @@ def test_subnormal_weights_index_and_a_failed_write_changes_nothing(monkeypatch)
     with pytest.raises(MemoryError, match="injected"):
         empty.add(["x"], SparseVectors.from_dicts([{0: 1.0}], dim=7))
     assert empty.dim is None and len(empty) == 0
+
+
+def test_opening_nothing_and_filtering_by_a_number_are_named_errors(tmp_path):
+    from sparsearch.errors import IndexNotFoundError
+
+    for path in (tmp_path / "missing", tmp_path):
+        with pytest.raises(IndexNotFoundError, match="no index at"):
+            SparseIndex.open(path)
+    with pytest.raises(FileNotFoundError):  # still what callers catching the builtin expect
+        SparseIndex.open(tmp_path / "missing")
+    with pytest.raises(InvalidInputError, match="collection of ids"):
+        SearchParams(filter=5)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from sparsearch.errors import IndexCorruptError
+from sparsearch.errors import IndexCorruptError, IndexNotFoundError
 from sparsearch.index.segment import ARRAYS, Segment
 
 FORMAT_VERSION = 3  # 3: per-term bounds for pruning (2: plain postings, 1: block-max postings)
@@ -164,8 +164,8 @@ def next_version(root: Path) -> int:
 # ---------------------------------------------------------------------- reading
 def read_manifest(root: Path, verify: bool = True) -> dict[str, Any]:
     """The committed manifest, after checking ``CURRENT``, the manifest and (``verify``) all files."""
-    if not root.is_dir():
-        raise FileNotFoundError(f"no index at {root}")
+    if not root.is_dir() or not any(root.iterdir()):
+        raise IndexNotFoundError(f"no index at {root} (no folder, or an empty one)")
     try:
         text = (root / CURRENT).read_text()
         pointer, check = text.split("\n")[:2]
