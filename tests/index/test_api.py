@@ -189,3 +189,21 @@ def test_opening_nothing_and_filtering_by_a_number_are_named_errors(tmp_path):
         SparseIndex.open(tmp_path / "missing")
     with pytest.raises(InvalidInputError, match="collection of ids"):
         SearchParams(filter=5)
+
+
+def test_iter_batches_streams_every_live_document_in_insertion_order():
+    index = SparseIndex()
+    vectors = SparseVectors.from_dicts([{i % 4: float(i + 1)} for i in range(10)], dim=4)
+    index.add(list(range(10)), vectors, payloads=[{"n": i} for i in range(10)])
+    index.delete([3])
+    index.upsert([0], SparseVectors.from_dicts([{1: 9.0}], dim=4), payloads=[{"n": "new"}])
+    batches = list(index.iter_batches(batch_size=4))
+    assert [len(ids) for ids, _, _ in batches] == [4, 4, 1]
+    ids = [i for chunk, _, _ in batches for i in chunk]
+    assert ids == [1, 2, 4, 5, 6, 7, 8, 9, 0] == index.ids()
+    for chunk, got, payloads in batches:
+        np.testing.assert_array_equal(got.to_dense(), index.get(chunk).to_dense())
+        assert payloads == index.get_payloads(chunk)
+    assert batches[-1][2] == [{"n": "new"}]
+    with pytest.raises(InvalidInputError, match="batch_size"):
+        next(index.iter_batches(batch_size=0))

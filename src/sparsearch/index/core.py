@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
@@ -21,8 +21,15 @@ from sparsearch.errors import (
 )
 from sparsearch.index import kernels, storage
 from sparsearch.index.checks import check_batch, normalize_ids
-from sparsearch.index.plans import Plan, search_plans, slot_offsets, slot_payloads, slot_table
 from sparsearch.index.segment import Segment
+from sparsearch.index.views import (
+    Plan,
+    live_term_stats,
+    search_plans,
+    slot_offsets,
+    slot_payloads,
+    slot_table,
+)
 from sparsearch.search import DocId, Filter, Hits, SearchParams
 from sparsearch.sparse import SparseVectors, TermStats, vocab_hash
 
@@ -171,6 +178,18 @@ class SparseIndex:
             out.indptr, out.indices, out.values, out.dim, self._vocab, validate=False
         )
 
+    def iter_batches(
+        self, batch_size: int = 1024
+    ) -> Iterator[tuple[list[DocId], SparseVectors, list[dict[str, Any] | None]]]:
+        """Every live document in insertion order, ``batch_size`` at a time (for exports):
+        ``(ids, vectors, payloads)`` per batch."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        ordered = self.ids()
+        for start in range(0, len(ordered), batch_size):
+            chunk = ordered[start : start + batch_size]
+            yield chunk, self.get(chunk), self.get_payloads(chunk)
+
     def _packed(self, ids: Iterable[DocId]) -> np.ndarray:
         """(segment number << 32 | local ordinal) of each id; an unknown id is a named error."""
         checked = normalize_ids(ids)
@@ -188,11 +207,7 @@ class SparseIndex:
         if self._dim is None:
             raise InvalidInputError("the index is empty and has no dimension yet")
         if "term_stats" not in self._cache:
-            doc_freq = np.zeros(self._dim, np.int64)
-            for seg in self._segments:
-                live_entries = np.repeat(~seg.deleted, np.diff(seg.fwd_indptr))
-                doc_freq += np.bincount(seg.fwd_indices[live_entries], minlength=self._dim)
-            self._cache["term_stats"] = TermStats(n_docs=len(self), doc_freq=doc_freq)
+            self._cache["term_stats"] = live_term_stats(self._segments, self._dim)
         stats: TermStats = self._cache["term_stats"]
         return stats
 
@@ -291,19 +306,9 @@ class SparseIndex:
             raise InvalidInputError("an in-memory index needs a path to save to")
         root = Path(path) if path is not None else cast(Path, self.path)
         root.mkdir(parents=True, exist_ok=True)
-        version = storage.next_version(root)
-        entries, files = storage.write_segments(root, self._segments, version)
-        vocab_file = None
-        if self._vocab is not None:
-            assert self._vocab_hash is not None  # set together with the vocab
-            vocab_file, record = storage.write_vocab(root, self._vocab, self._vocab_hash)
-            files[vocab_file] = record
-        manifest = {
-            "format_version": storage.FORMAT_VERSION,
-            "version": version,
+        state = {
             "dim": self._dim,
             "vocab_hash": self._vocab_hash,
-            "vocab_file": vocab_file,
             "counts": {
                 "documents": len(self),
                 "segments": len(self._segments),
@@ -312,10 +317,8 @@ class SparseIndex:
             "params": self._params,
             "next_seq": self._next_seq,
             "next_number": self._next_number,
-            "segments": entries,
-            "files": files,
         }
-        storage.commit(root, manifest)
+        storage.save_index(root, self._segments, self._vocab, state)
         self.path = root
 
     def _load(self, root: Path, mmap: bool, verify: bool) -> None:

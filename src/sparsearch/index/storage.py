@@ -234,6 +234,28 @@ def write_segments(
     return entries, files
 
 
+def save_index(
+    root: Path, segments: list[Segment], vocab: tuple[str, ...] | None, state: dict[str, Any]
+) -> None:
+    """Write what is new (segments, tombstones, vocabulary) and commit a manifest of ``state``
+    (dim, vocab hash, counts, parameters, counters) that lists every file it uses."""
+    version = next_version(root)
+    entries, files = write_segments(root, segments, version)
+    vocab_file = None
+    if vocab is not None:
+        vocab_file, record = write_vocab(root, vocab, state["vocab_hash"])
+        files[vocab_file] = record
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "version": version,
+        **state,
+        "vocab_file": vocab_file,
+        "segments": entries,
+        "files": files,
+    }
+    commit(root, manifest)
+
+
 def read_segment(root: Path, meta: dict[str, Any], dim: int, mmap: bool) -> Segment:
     """Load one segment described by its manifest entry (arrays memory-mapped when ``mmap``)."""
     folder = root / "segments" / meta["name"]

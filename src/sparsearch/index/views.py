@@ -1,4 +1,5 @@
-"""Search plans: which documents of each segment a search may score, as the kernel's live masks."""
+"""Views derived from the segments: search plans (the kernel's live masks), slot tables, term
+statistics."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 
 from sparsearch.index.segment import Segment
 from sparsearch.search import DocId, Filter
+from sparsearch.sparse import TermStats
 
 Plan = tuple[Segment, int, np.ndarray]
 """(segment, its first slot, a uint8 mask of the documents the search may return)."""
@@ -68,3 +70,12 @@ def slot_payloads(segments: list[Segment]) -> np.ndarray:
             column[:] = seg.payloads
         parts.append(column)
     return slot_table(parts)
+
+
+def live_term_stats(segments: list[Segment], dim: int) -> TermStats:
+    """How many live documents hold each term."""
+    doc_freq = np.zeros(dim, np.int64)
+    for seg in segments:
+        live_entries = np.repeat(~seg.deleted, np.diff(seg.fwd_indptr))
+        doc_freq += np.bincount(seg.fwd_indices[live_entries], minlength=dim)
+    return TermStats(n_docs=sum(seg.n_live for seg in segments), doc_freq=doc_freq)
