@@ -37,6 +37,24 @@ class Hits:
     scores: np.ndarray
     payloads: np.ndarray | None = None
 
+    @classmethod
+    def from_ordinals(
+        cls, doc_ids: np.ndarray, ordinals: np.ndarray, scores: np.ndarray, real: np.ndarray, k: int
+    ) -> Hits:
+        """Hits padded to ``k`` columns from an ``(n, width <= k)`` top-k over positions of
+        ``doc_ids`` (an object array); entries where ``real`` is false become padding.
+
+        >>> Hits.from_ordinals(np.array(["a", "b"], object), np.array([[1, 0]]),
+        ...                    np.array([[2.0, 0.0]]), np.array([[True, False]]), 3).ids.tolist()
+        [['b', None, None]]
+        """
+        n, width = ordinals.shape
+        ids = np.full((n, k), None, object)
+        padded = np.full((n, k), -np.inf, np.float32)
+        ids[:, :width] = np.where(real, doc_ids[np.maximum(ordinals, 0)], None)
+        padded[:, :width] = np.where(real, scores, -np.inf)
+        return cls(ids=ids, scores=padded)
+
     def __len__(self) -> int:
         return int(self.ids.shape[0])
 

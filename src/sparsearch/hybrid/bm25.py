@@ -50,12 +50,7 @@ class BM25Retriever:
         tokens = bm25s.tokenize(texts, stopwords=self.stopwords, show_progress=False)
         ordinals, scores = self.model.retrieve(tokens, k=width, show_progress=False, n_threads=1)
         # bm25s returns zero-score filler when fewer than k documents share a term: drop it
-        real = scores > 0
-        ids = np.full((len(texts), k), None, object)
-        padded = np.full((len(texts), k), -np.inf, np.float32)
-        ids[:, :width] = np.where(real, self.ids[ordinals], None)
-        padded[:, :width] = np.where(real, scores, -np.inf)
-        return Hits(ids=ids, scores=padded)
+        return Hits.from_ordinals(self.ids, ordinals, scores, scores > 0, k)
 
     def retrieve(self, queries: Mapping[Any, str], k: int) -> Retrieval:
         """The top ``k`` documents of each query ``{qid: text}``."""

@@ -76,12 +76,7 @@ class DenseIndex:
                 ordinals[start : start + self.chunk], scores[start : start + self.chunk] = top_k(
                     block, width
                 )
-        ids = np.full((queries.shape[0], k), None, object)
-        padded = np.full((queries.shape[0], k), -np.inf, np.float32)
-        real = ordinals >= 0
-        ids[:, :width] = np.where(real, self.ids[np.maximum(ordinals, 0)], None)
-        padded[:, :width] = np.where(real, scores, -np.inf)
-        return Hits(ids=ids, scores=padded)
+        return Hits.from_ordinals(self.ids, ordinals, scores, ordinals >= 0, k)
 
 
 class DenseRetriever:
