@@ -13,7 +13,9 @@ from sparsearch.errors import (
     ConfigError,
     DimensionMismatchError,
     DuplicateIdError,
+    FilterError,
     IndexCorruptError,
+    IndexLockedError,
     IndexNotFoundError,
     InvalidInputError,
     InvalidVectorsError,
@@ -23,7 +25,7 @@ from sparsearch.errors import (
     VocabularyMismatchError,
 )
 from sparsearch.run import Run
-from sparsearch.search import Filter, Hits, Searcher, SearchParams
+from sparsearch.search import Filter, HasId, Hits, IsNull, Match, Range, Searcher, SearchParams
 from sparsearch.sparse import SparseVectors, TermStats, load_npz, save_npz
 
 __version__ = "0.1.0"
@@ -38,13 +40,19 @@ __all__ = [
     "ConfigError",
     "DimensionMismatchError",
     "DuplicateIdError",
+    "FilterError",
     "IndexCorruptError",
+    "IndexLockedError",
     "IndexNotFoundError",
     "InvalidInputError",
     "InvalidVectorsError",
     "ModelLoadError",
     "Filter",
+    "HasId",
     "Hits",
+    "IsNull",
+    "Match",
+    "Range",
     "Run",
     "SearchParams",
     "Searcher",

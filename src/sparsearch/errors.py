@@ -48,3 +48,21 @@ class UnknownIdError(SparsearchError, KeyError):
 
 class ConfigError(SparsearchError, ValueError):
     """A training or CLI configuration that cannot work (unknown column, missing mapping, ...)."""
+
+
+class IndexLockedError(SparsearchError, OSError):
+    """Another writer (in this or another process) holds the index folder's writer lock."""
+
+
+class WalCorruptError(IndexCorruptError):
+    """A write-ahead log record that is damaged before its end (not a torn last write)."""
+
+
+class FilterError(InvalidInputError):
+    """A filter that cannot apply to the index: an unknown payload field, or a condition that
+    clashes with the field's type (a string matched against numbers, a range on keywords, ...)."""
+
+
+class OutOfRangeError(InvalidInputError, IndexError):
+    """A row number (or other position) outside the valid range; also an ``IndexError``, so
+    the sequence protocol (``for v in vectors``) still stops at the end."""

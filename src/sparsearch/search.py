@@ -1,4 +1,5 @@
-"""Engine-neutral search types: the `Searcher` protocol, `SearchParams`, `Filter` and `Hits`.
+"""Engine-neutral search types: the `Searcher` protocol, `SearchParams`, `Hits`, and the filter
+language (`Filter`, `Match`, `Range`, `HasId`, `IsNull`: defined in :mod:`sparsearch.filters`).
 
 Every searcher (the embedded `SparseIndex`, a backend, the HTTP client) speaks these types, and
 every layer above (retrievers, fusion, evaluation) consumes them. Only numpy here: no numba, no
@@ -7,16 +8,46 @@ torch.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from sparsearch.errors import InvalidInputError
+from sparsearch.filters import (
+    Condition,
+    ConditionLike,
+    Conditions,
+    DocId,
+    Filter,
+    FilterLike,
+    HasId,
+    IsNull,
+    Match,
+    MatchValue,
+    Range,
+    as_filter,
+    short_repr,
+)
 from sparsearch.sparse import SparseVectors
 
-DocId = str | int
+__all__ = [
+    "Condition",
+    "ConditionLike",
+    "Conditions",
+    "DocId",
+    "Filter",
+    "FilterLike",
+    "HasId",
+    "Hits",
+    "IsNull",
+    "Match",
+    "MatchValue",
+    "Range",
+    "SearchParams",
+    "Searcher",
+    "as_filter",
+]
 
 
 @dataclass(frozen=True)
@@ -24,8 +55,9 @@ class Hits:
     """Top-k results of ``n`` queries, as aligned ``(n, k)`` arrays (the faiss contract).
 
     ``ids`` holds external ids and ``scores`` float32 scores, ordered by score (descending), then
-    insertion order. Rows with fewer than ``k`` matches are padded with id ``None`` and score
-    ``-inf``, never with fake documents. ``payloads`` is an ``(n, k)`` object array of payload
+    insertion order. ``ids`` is int64 when every id is an int (padding: ``-1``), else objects
+    (padding: ``None``). Rows with fewer than ``k`` matches are padded with score ``-inf``, never
+    with fake documents. ``payloads`` is an ``(n, k)`` object array of payload
     dicts (``None`` for padding or documents without one) when asked for, else ``None``.
 
     >>> hits = Hits(np.array([["a", None]], object), np.array([[2.0, -np.inf]], np.float32))
@@ -60,72 +92,8 @@ class Hits:
 
     def row(self, i: int) -> list[tuple[Any, float]]:
         """The real (non-padding) hits of query ``i`` as ``(id, score)`` pairs."""
-        return [
-            (doc, float(score))
-            for doc, score in zip(self.ids[i], self.scores[i], strict=True)
-            if doc is not None
-        ]
-
-
-@dataclass(frozen=True, init=False)
-class Filter:
-    """Which documents a search may return.
-
-    ``ids``: only these external ids (unknown ones are ignored). ``payload``: only documents whose
-    payload has every given field equal to the given value. Both given: both must hold.
-
-    >>> Filter(ids=["a", "b"], payload={"lang": "en"})  # doctest: +ELLIPSIS
-    Filter(ids=frozenset({...}), payload={'lang': 'en'})
-    """
-
-    ids: frozenset[DocId] | None = None
-    payload: Mapping[str, Any] = field(default_factory=dict)
-
-    def __init__(
-        self, ids: Iterable[DocId] | None = None, payload: Mapping[str, Any] | None = None
-    ) -> None:
-        if isinstance(ids, (str, bytes)):
-            raise InvalidInputError("a filter of ids must be a collection, not a single string")
-        object.__setattr__(self, "ids", None if ids is None else frozenset(_plain(i) for i in ids))
-        if payload is not None and not isinstance(payload, Mapping):
-            raise InvalidInputError(
-                f"payload filter must be a mapping, got {type(payload).__name__}"
-            )
-        object.__setattr__(self, "payload", dict(payload or {}))
-
-    def matches_payload(self, payload: Mapping[str, Any] | None) -> bool:
-        """Whether a document's payload satisfies the payload conditions."""
-        if not self.payload:
-            return True
-        if payload is None:
-            return False
-        return all(key in payload and payload[key] == value for key, value in self.payload.items())
-
-
-FilterLike = Filter | Mapping[str, Any] | Iterable[DocId]
-
-
-def as_filter(spec: FilterLike | None) -> Filter | None:
-    """Accept a :class:`Filter`, a ``{"ids": ..., "payload": {...}}`` mapping, or a set of ids."""
-    if spec is None or isinstance(spec, Filter):
-        return spec
-    if isinstance(spec, Mapping):
-        unknown = set(spec) - {"ids", "payload"}
-        if unknown:
-            raise InvalidInputError(f"unknown filter keys {sorted(unknown)}; use 'ids', 'payload'")
-        return Filter(ids=spec.get("ids"), payload=spec.get("payload"))
-    if isinstance(spec, (str, bytes)):
-        raise InvalidInputError("a filter of ids must be a collection, not a single string")
-    if not isinstance(spec, Iterable):
-        raise InvalidInputError(
-            f"a filter is a Filter, a mapping or a collection of ids, got {type(spec).__name__}"
-        )
-    return Filter(ids=spec)
-
-
-def _plain(doc_id: Any) -> Any:
-    """numpy scalars to plain Python, so set membership matches stored ids."""
-    return doc_id.item() if isinstance(doc_id, np.generic) else doc_id
+        real = ~np.isneginf(self.scores[i])
+        return list(zip(self.ids[i][real].tolist(), self.scores[i][real].tolist(), strict=True))
 
 
 @dataclass(frozen=True)
@@ -137,7 +105,7 @@ class SearchParams:
     (``None``: every core).
 
     >>> SearchParams(filter={"payload": {"lang": "en"}}, threads=1).filter
-    Filter(ids=None, payload={'lang': 'en'})
+    Filter(must=(Match(key='lang', value='en'),))
     """
 
     filter: Filter | None = None
@@ -151,11 +119,15 @@ class SearchParams:
         threads: int | None = None,
     ) -> None:
         if not isinstance(return_payloads, bool):
-            raise InvalidInputError(f"return_payloads must be a bool, got {return_payloads!r}")
+            raise InvalidInputError(
+                f"return_payloads must be a bool, got {short_repr(return_payloads)}"
+            )
         if threads is not None and (
             isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1
         ):
-            raise InvalidInputError(f"threads must be a positive integer or None, got {threads!r}")
+            raise InvalidInputError(
+                f"threads must be a positive integer or None, got {short_repr(threads)}"
+            )
         object.__setattr__(self, "filter", as_filter(filter))
         object.__setattr__(self, "return_payloads", return_payloads)
         object.__setattr__(self, "threads", None if threads is None else int(threads))

@@ -63,6 +63,12 @@ def brute_force(
 
 
 def assert_same_hits(hits, ref_ids: np.ndarray, ref_scores: np.ndarray) -> None:
-    """Identical ids (padding included) and scores within 1e-6."""
-    assert hits.ids.tolist() == ref_ids.tolist()
+    """Identical ids (padding included) and scores within 1e-6; int ids come back as int64."""
+    padding = np.isneginf(hits.scores)
+    if hits.ids.dtype == np.int64:
+        assert (hits.ids[padding] == -1).all()
+        assert all(isinstance(i, int) for i in ref_ids[~padding].tolist())
+    ids = hits.ids.astype(object)
+    ids[padding] = None
+    assert ids.tolist() == ref_ids.tolist()
     np.testing.assert_allclose(hits.scores, ref_scores, rtol=0, atol=1e-6)

@@ -27,7 +27,7 @@ def vecs(*rows, vocab=VOCAB):
 def index():
     index = SparseIndex()
     index.add(
-        ["a", 7, "c"],
+        ["a", "b7", "c"],
         vecs({"alpha": 1.0}, {"alpha": 1.0, "beta": 1.0}, {"beta": 3.0}),
         payloads=[{"n": 1}, None, {"n": 3}],
     )
@@ -36,21 +36,21 @@ def index():
 
 def test_fewer_matches_than_k_are_padded_with_none_and_minus_inf(index):
     hits = index.search(vecs({"alpha": 2.0}), k=4)
-    assert hits.ids.tolist() == [["a", 7, None, None]]  # tie at 2.0: earlier insertion first
+    assert hits.ids.tolist() == [["a", "b7", None, None]]  # tie at 2.0: earlier insertion first
     assert hits.scores[0, :2].tolist() == [2.0, 2.0]
     assert hits.scores.dtype == np.float32 and np.isneginf(hits.scores[0, 2:]).all()
-    assert hits.row(0) == [("a", 2.0), (7, 2.0)]
+    assert hits.row(0) == [("a", 2.0), ("b7", 2.0)]
 
 
 def test_ties_follow_insertion_order_even_after_upsert(index):
     index.upsert(["a"], vecs({"alpha": 1.0}))  # re-inserted: now the latest
-    assert index.search(vecs({"alpha": 1.0}), k=2).ids.tolist() == [[7, "a"]]
+    assert index.search(vecs({"alpha": 1.0}), k=2).ids.tolist() == [["b7", "a"]]
     assert index.search(vecs({"delta": 1.0}), k=2).ids.tolist() == [[None, None]]
 
 
 def test_payloads_come_back_with_hits(index):
     hits = index.search(vecs({"beta": 1.0}), k=3, params=SearchParams(return_payloads=True))
-    assert hits.ids.tolist() == [["c", 7, None]]
+    assert hits.ids.tolist() == [["c", "b7", None]]
     assert hits.payloads.tolist() == [[{"n": 3}, None, None]]
     assert index.search(vecs({"beta": 1.0})).payloads is None
     assert index.get_payloads(["c", "a"]) == [{"n": 3}, {"n": 1}]
@@ -93,13 +93,13 @@ def test_vectors_without_vocab_are_accepted_by_dimension(index):
 
 
 def test_get_returns_stored_vectors_with_the_vocab(index):
-    got = index.get(["c", 7])
+    got = index.get(["c", "b7"])
     assert got.vocab == VOCAB
     assert got.to_dicts() == [{"beta": 3.0}, {"alpha": 1.0, "beta": 1.0}]
 
 
 def test_len_stats_and_compact(index):
-    index.delete([7])
+    index.delete(["b7"])
     index.add(["d"], vecs({"gamma": 1.0}))
     assert len(index) == 3
     stats = index.stats()

@@ -158,3 +158,22 @@ def test_fixture_can_be_updated_saved_and_reopened_in_todays_format(fixture):
     again = compacted.search(queries, 7)
     assert again.ids.tolist() == before.ids.tolist()
     np.testing.assert_array_equal(again.scores, before.scores)
+
+
+def test_sparsearch_upgrade_rewrites_any_fixture_in_todays_format(fixture, capsys):
+    from sparsearch.cli import main
+
+    path, expected = fixture
+    before = SparseIndex.open(path)
+    queries = SparseVectors.concat([_query(expected, query) for query in expected["queries"]])
+    want = before.search(queries, 5, params=SearchParams(return_payloads=True))
+    assert main(["upgrade", str(path)]) == 0
+    assert f"-> {storage.FORMAT_VERSION}" in capsys.readouterr().out
+    assert storage.read_manifest(path)["format_version"] == storage.FORMAT_VERSION
+    after = SparseIndex.open(path, verify=True)
+    assert after.ids() == expected["ids"]
+    got = after.search(queries, 5, params=SearchParams(return_payloads=True))
+    assert got.ids.tolist() == want.ids.tolist() and got.payloads.tolist() == want.payloads.tolist()
+    np.testing.assert_array_equal(got.scores, want.scores)
+    names = [meta["name"] for meta in storage.read_manifest(path)["segments"]]
+    assert all((path / "segments" / name / "columns.json").is_file() for name in names)

@@ -218,7 +218,7 @@ def check_search(state: State, flt: str, ks=KS, must_prune=MUST_PRUNE) -> None:
 def only_segment(state: State):
     """The index's one segment, checked to be one the kernel prunes (its ``search_segment``)."""
     assert state.index.stats()["segments"] == 1
-    (seg,) = state.index._segments
+    (seg,) = state.index.snapshot().segments
     # search_segment: prune = prunable and n >= min_docs, and every query weight >= 0
     assert seg.n > 1 << 16 and seg.n >= kernels.PRUNE_MIN_DOCS, seg.n
     assert seg.nonneg and seg.search_arrays()[-1] is True  # the kernel's `prunable`

@@ -4,9 +4,11 @@ over the live documents (ids identical, scores within 1e-6), with and without fi
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sparsearch.errors import FilterError
 from sparsearch.index import SparseIndex
 from sparsearch.search import Filter, SearchParams
 from sparsearch.sparse import SparseVectors
@@ -112,10 +114,14 @@ def test_search_after_any_operations_equals_brute_force(ops, queries, k, data):
     )
     color = data.draw(st.sampled_from(["red", "blue"]))
     params = SearchParams(filter={"payload": {"color": color}}, return_payloads=True)
+    if len(index) and "color" not in index.payload_fields():
+        with pytest.raises(FilterError, match="unknown payload field 'color'"):
+            index.search(queries, k=k, params=params)
+        return
     hits = index.search(queries, k=k, params=params)
     assert_same_hits(hits, *model.expect(queries, k, payload={"color": color}))
     assert all(p is None or p == {"color": color} for p in hits.payloads.ravel())
-    assert [p is None for p in hits.payloads.ravel()] == [i is None for i in hits.ids.ravel()]
+    assert [p is None for p in hits.payloads.ravel()] == np.isneginf(hits.scores).ravel().tolist()
 
 
 @settings(max_examples=25, deadline=None)

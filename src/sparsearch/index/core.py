@@ -1,43 +1,44 @@
-"""`SparseIndex`: an updatable, persistent, exact top-k index over sparse vectors."""
+"""`SparseIndex`: an updatable, persistent, exact top-k index over sparse vectors.
+
+Reads run on an immutable :class:`~sparsearch.index.snapshot.Snapshot` captured once per call;
+writes (one at a time, under a thread lock and the folder's writer lock) build the next snapshot
+and publish it with one assignment. The folder's lock is held while this handle has changes that
+are not yet in a committed manifest, so any number of handles and processes can read, and a
+second writer gets :class:`~sparsearch.errors.IndexLockedError` instead of losing commits.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, cast
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from sparsearch.errors import (
     DimensionMismatchError,
-    DuplicateIdError,
     InvalidInputError,
-    UnknownIdError,
     VocabularyMismatchError,
 )
-from sparsearch.index import kernels, storage
-from sparsearch.index.checks import check_batch, normalize_ids
-from sparsearch.index.segment import Segment
-from sparsearch.index.views import (
-    Plan,
-    live_term_stats,
-    search_plans,
-    slot_offsets,
-    slot_payloads,
-    slot_table,
+from sparsearch.index import storage, updates
+from sparsearch.index.checks import (
+    check_batch,
+    check_dim_and_vocab,
+    check_k,
+    check_max_segments,
+    check_path,
+    check_structure,
+    normalize_ids,
 )
-from sparsearch.search import DocId, Filter, Hits, SearchParams
+from sparsearch.index.lock import WriterLock
+from sparsearch.index.searching import search_snapshot
+from sparsearch.index.snapshot import Snapshot
+from sparsearch.index.wal import Op, WriteAheadLog
+from sparsearch.search import DocId, Hits, SearchParams
 from sparsearch.sparse import SparseVectors, TermStats, vocab_hash
 
-_NO_SEQ = np.iinfo(np.int64).max
-
-
-def _pack(number: int, local: int) -> int:
-    return (number << 32) | local
+WAL_FLUSH_BYTES = 64 << 20  # a durable index folds its log into segments past this size
 
 
 class SparseIndex:
@@ -45,7 +46,11 @@ class SparseIndex:
 
     In memory when ``path`` is None; with a ``path`` that holds an index, that index is opened;
     with a new ``path``, :meth:`save` commits there. ``dim`` and ``vocab`` are fixed by the first
-    :meth:`add` when not given. Parameter: ``max_segments`` (more segments than this after an add merges the small ones, 16).
+    :meth:`add` when not given. Ids are ``str`` or ``int`` (0..2**63-1).
+    ``max_segments``: more segments than this after a write merges the smallest (16).
+    ``durable``: every write is in an fsynced write-ahead log before it returns (needs a path).
+    ``lock_timeout``: seconds to wait for another writer's lock before
+    :class:`~sparsearch.errors.IndexLockedError`.
 
     >>> from sparsearch.sparse import SparseVectors
     >>> docs = SparseVectors.from_dicts([{0: 1.0, 2: 0.5}, {1: 2.0}, {0: 0.2, 1: 0.1}], dim=3)
@@ -63,57 +68,90 @@ class SparseIndex:
         dim: int | None = None,
         vocab: Sequence[str] | None = None,
         max_segments: int = 16,
+        durable: bool = False,
+        lock_timeout: float = 0.0,
     ) -> None:
-        if path is not None and (Path(path) / storage.CURRENT).exists():
-            self._load(Path(path), mmap=True, verify=True)
+        self.path = check_path(path) if path is not None else None
+        self._init_handle(durable, lock_timeout)
+        if self.path is not None and (self.path / storage.CURRENT).exists():
+            self._load(mmap=True, verify=True)
             return
-        if max_segments < 1:
-            raise InvalidInputError(f"max_segments must be positive, got {max_segments}")
-        if vocab is not None:
-            vocab = tuple(vocab)
-            if dim is not None and dim != len(vocab):
-                raise DimensionMismatchError(f"dim {dim} but a vocab of {len(vocab)} tokens")
-            dim = len(vocab)
-        self.path = Path(path) if path is not None else None
-        self._dim = dim
-        self._vocab = vocab
-        self._vocab_hash = vocab_hash(vocab)
-        self._params = {"max_segments": int(max_segments)}
-        self._segments: list[Segment] = []
-        self._next_seq = 0
-        self._next_number = 0
-        self._reset_maps()
+        self._params = {"max_segments": check_max_segments(max_segments)}
+        dim, checked_vocab = check_dim_and_vocab(dim, vocab)
+        self._snap = Snapshot(dim=dim, vocab=checked_vocab, vocab_hash=vocab_hash(checked_vocab))
+
+    def _init_handle(self, durable: bool, lock_timeout: float) -> None:
+        if not isinstance(durable, bool):
+            raise InvalidInputError(f"durable must be a bool, got {durable!r}")
+        if durable and self.path is None:
+            raise InvalidInputError(
+                "a durable index needs a path (its write-ahead log lives there)"
+            )
+        if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)):
+            raise InvalidInputError(
+                f"lock_timeout must be a number of seconds, got {lock_timeout!r}"
+            )
+        self._durable = durable
+        self._lock_timeout = float(lock_timeout)
+        self._mutex = threading.RLock()
+        self._lock: WriterLock | None = None
+        self._wal: WriteAheadLog | None = None
+        self._current = ""  # the CURRENT text this handle's snapshot was read from or committed
+        self._readonly = False
+        self._mmap, self._verify = True, True
+        self._vocab_ok: tuple[str, ...] | None = None  # the last vocabulary found equal to ours
 
     # ------------------------------------------------------------------ properties
     @property
     def dim(self) -> int | None:
-        return self._dim
+        return self._snap.dim
 
     @property
     def vocab(self) -> tuple[str, ...] | None:
-        return self._vocab
+        return self._snap.vocab
+
+    def snapshot(self) -> Snapshot:
+        """The current state; it never changes, whatever is written afterwards."""
+        return self._snap
+
+    def pinned(self) -> SparseIndex:
+        """A read-only handle on the current snapshot: reads that must agree with each other (a
+        search and the ``get`` of its hits, an export) see one state, whatever is written meanwhile."""
+        view = SparseIndex.__new__(SparseIndex)
+        view.path = self.path
+        view._init_handle(False, 0.0)
+        view._readonly = True
+        view._snap, view._params = self._snap, self._params
+        return view
 
     def __len__(self) -> int:
-        return len(self._where)
+        return self._snap.n_live
 
     def __contains__(self, doc_id: object) -> bool:
-        return doc_id in self._where
+        try:
+            (checked,) = normalize_ids([doc_id])
+        except InvalidInputError:
+            return False
+        return bool(self._snap.locate([checked])[0][0] >= 0)
 
     def __repr__(self) -> str:
         where = f"path={str(self.path)!r}" if self.path else "in memory"
-        return f"SparseIndex({len(self)} documents, {len(self._segments)} segments, {where})"
+        return f"SparseIndex({len(self)} documents, {len(self._snap.segments)} segments, {where})"
 
     def stats(self) -> dict[str, Any]:
         """Counts, sizes and parameters."""
+        snap = self._snap
         return {
-            "documents": len(self),
-            "deleted": sum(seg.n - seg.n_live for seg in self._segments),
-            "segments": len(self._segments),
-            "dim": self._dim,
-            "vocab_hash": self._vocab_hash,
-            "nnz": sum(int(seg.fwd_indices.size) for seg in self._segments),
-            "bytes": sum(seg.nbytes() for seg in self._segments),
+            "documents": snap.n_live,
+            "deleted": snap.n_deleted,
+            "segments": len(snap.segments),
+            "dim": snap.dim,
+            "vocab_hash": snap.vocab_hash,
+            "id_kind": snap.id_kind(),
+            "nnz": sum(int(seg.fwd_indices.size) for seg in snap.segments),
+            "bytes": sum(seg.nbytes() for seg in snap.segments),
             "path": str(self.path) if self.path else None,
+            "durable": self._durable,
             **self._params,
         }
 
@@ -125,11 +163,8 @@ class SparseIndex:
         payloads: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> None:
         """Add documents; an id already present (or repeated) raises :class:`DuplicateIdError`."""
-        ids = self._check_batch(ids, vectors, payloads)
-        taken = [doc_id for doc_id in ids if doc_id in self._where]
-        if taken:
-            raise DuplicateIdError(f"id {taken[0]!r} is already in the index (use upsert)")
-        self._append(ids, vectors, payloads)
+        checked = check_batch(ids, vectors, payloads)
+        self._write("add", checked, vectors, payloads)
 
     def upsert(
         self,
@@ -138,336 +173,283 @@ class SparseIndex:
         payloads: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> None:
         """Add documents, replacing those whose id is present (they count as newly inserted)."""
-        ids = self._check_batch(ids, vectors, payloads)
-        self._append(ids, vectors, payloads, replacing=[d for d in ids if d in self._where])
+        checked = check_batch(ids, vectors, payloads)
+        self._write("upsert", checked, vectors, payloads)
 
     def delete(self, ids: Iterable[DocId]) -> None:
         """Tombstone documents; an unknown id raises :class:`UnknownIdError` and deletes nothing."""
-        ids = list(dict.fromkeys(normalize_ids(ids)))
-        for doc_id in ids:
-            if doc_id not in self._where:
-                raise UnknownIdError(f"unknown id {doc_id!r}")
-        for doc_id in ids:
-            packed = self._where.pop(doc_id)
-            self._by_number[packed >> 32].deleted[packed & 0xFFFFFFFF] = True
-        emptied = [seg for seg in self._segments if seg.n_live == 0]
-        for seg in emptied:
-            self._segments.remove(seg)
-            del self._by_number[seg.number]
-        self._invalidate()
+        checked = list(dict.fromkeys(normalize_ids(ids)))
+        self._write("delete", checked, None, None)
 
     def compact(self) -> None:
         """Merge every segment into one, dropping deleted documents."""
-        if len(self._segments) > 1 or any(seg.n_live < seg.n for seg in self._segments):
-            self._merge(list(self._segments))
+        with self._mutex:
+            segments = self._snap.segments
+            if len(segments) > 1 or any(seg.n_live < seg.n for seg in segments):
+                self._acquire()
+                self._publish(updates.merge(self._snap, list(self._snap.segments)))
 
+    def _write(
+        self,
+        op: Op,
+        ids: list[DocId],
+        vectors: SparseVectors | None,
+        payloads: Sequence[Mapping[str, Any] | None] | None,
+    ) -> None:
+        """Apply one operation: build the next snapshot, log it (durable), then publish it."""
+        with self._mutex:
+            if vectors is not None:
+                self._check_vectors(vectors, self._snap)
+            was_locked = self._lock is not None
+            self._acquire()
+            try:
+                snap = self._snap
+                if vectors is not None:
+                    self._check_vectors(vectors, snap)
+                new = updates.apply(snap, op, ids, vectors, payloads, self._params["max_segments"])
+                if new is snap:
+                    if not was_locked:
+                        self._release()
+                    return
+                if self._wal is not None:
+                    lsn = self._wal.append(op, ids, vectors, payloads)
+                    new = new.evolve(wal_lsn=lsn)
+            except BaseException:
+                if not was_locked:  # nothing of this handle's is pending: let others write
+                    self._release()
+                raise
+            self._publish(new)
+            if self._wal is not None and self._wal.size_bytes() > WAL_FLUSH_BYTES:
+                self.flush()
+
+    def _publish(self, snap: Snapshot) -> None:
+        self._snap = snap
+
+    # ------------------------------------------------------------------ reads
     def get(self, ids: Iterable[DocId]) -> SparseVectors:
         """The stored vectors of ``ids``, in that order (one gather per segment)."""
-        packed = self._packed(ids)
-        if self._dim is None:
+        snap = self._snap
+        checked = normalize_ids(ids)
+        where, local = snap.require(checked)
+        if snap.dim is None:
             raise InvalidInputError("the index is empty and has no dimension yet")
-        numbers, local = packed >> 32, packed & 0xFFFFFFFF
-        parts = [SparseVectors.empty(self._dim)]
-        positions = [np.zeros(0, np.int64)]
-        for number in np.unique(numbers).tolist():
-            chosen = np.flatnonzero(numbers == number)
-            parts.append(self._by_number[number].vectors(local[chosen]))
-            positions.append(chosen)
-        out = SparseVectors.concat(parts)[np.argsort(np.concatenate(positions), kind="stable")]
+        segments = np.unique(where).tolist()
+        if len(segments) == 1:  # one gather, already in the order asked
+            out = snap.segments[segments[0]].vectors(local)
+        else:
+            parts = [SparseVectors.empty(snap.dim)]
+            positions = [np.zeros(0, np.int64)]
+            for pos in segments:
+                chosen = np.flatnonzero(where == pos)
+                parts.append(snap.segments[pos].vectors(local[chosen]))
+                positions.append(chosen)
+            order = np.argsort(np.concatenate(positions), kind="stable")
+            out = SparseVectors.concat(parts)[order]
         return SparseVectors(
-            out.indptr, out.indices, out.values, out.dim, self._vocab, validate=False
+            out.indptr, out.indices, out.values, out.dim, snap.vocab, validate=False
         )
+
+    def get_payloads(self, ids: Iterable[DocId]) -> list[dict[str, Any] | None]:
+        """The payloads of ``ids``, in that order (None where a document has none)."""
+        snap = self._snap
+        where, local = snap.require(normalize_ids(ids))
+        return snap.gather(where, local, lambda seg, chosen: seg.payloads.payloads(chosen))
+
+    def payload_fields(self) -> dict[str, set[str]]:
+        """Each payload field and its column types ("keyword", "integer", "float", "boolean",
+        or "json": returned with hits but not filterable)."""
+        return {name: set(kinds) for name, kinds in self._snap.schema().items()}
+
+    def ids(self) -> list[DocId]:
+        """The ids of all live documents, in insertion order."""
+        return self._snap.ordered_ids()
 
     def iter_batches(
         self, batch_size: int = 1024
     ) -> Iterator[tuple[list[DocId], SparseVectors, list[dict[str, Any] | None]]]:
         """Every live document in insertion order, ``batch_size`` at a time (for exports):
-        ``(ids, vectors, payloads)`` per batch."""
+        ``(ids, vectors, payloads)`` per batch, all from one snapshot."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
-        ordered = self.ids()
+        reader = self.pinned()
+        ordered = reader.ids()
         for start in range(0, len(ordered), batch_size):
             chunk = ordered[start : start + batch_size]
-            yield chunk, self.get(chunk), self.get_payloads(chunk)
-
-    def _packed(self, ids: Iterable[DocId]) -> np.ndarray:
-        """(segment number << 32 | local ordinal) of each id; an unknown id is a named error."""
-        checked = normalize_ids(ids)
-        try:
-            return np.fromiter((self._where[d] for d in checked), np.int64, len(checked))
-        except KeyError as err:
-            raise UnknownIdError(f"unknown id {err.args[0]!r}") from None
-
-    def ids(self) -> list[DocId]:
-        """The ids of all live documents, in insertion order."""
-        return sorted(self._where, key=lambda doc_id: self._seq_of(self._where[doc_id]))
+            yield chunk, reader.get(chunk), reader.get_payloads(chunk)
 
     def term_stats(self) -> TermStats:
         """How many live documents hold each term (for FLOPS and active-dims statistics)."""
-        if self._dim is None:
-            raise InvalidInputError("the index is empty and has no dimension yet")
-        if "term_stats" not in self._cache:
-            self._cache["term_stats"] = live_term_stats(self._segments, self._dim)
-        stats: TermStats = self._cache["term_stats"]
-        return stats
+        return self._snap.term_stats()
 
-    def _seq_of(self, packed: int) -> int:
-        return int(self._by_number[packed >> 32].seq[packed & 0xFFFFFFFF])
-
-    def get_payloads(self, ids: Iterable[DocId]) -> list[dict[str, Any] | None]:
-        """The payloads of ``ids``, in that order (None where a document has none)."""
-        out = []
-        for doc_id in normalize_ids(ids):
-            if doc_id not in self._where:
-                raise UnknownIdError(f"unknown id {doc_id!r}")
-            packed = self._where[doc_id]
-            out.append(self._by_number[packed >> 32].payload(packed & 0xFFFFFFFF))
-        return out
-
-    # ------------------------------------------------------------------ search
     def search(
         self, queries: SparseVectors, k: int = 10, *, params: SearchParams | None = None
     ) -> Hits:
-        """Exact top-``k`` documents by dot product for each query.
+        """Exact top-``k`` documents by dot product for each query, on the current snapshot.
 
-        ``params``: a :class:`~sparsearch.search.SearchParams` with the filter (``Filter``,
-        ``{"ids": [...], "payload": {field: value}}`` or a collection of allowed ids),
-        ``return_payloads`` and ``threads`` (default: all cores).
+        ``params``: a :class:`~sparsearch.search.SearchParams` with the filter (a ``Filter``, a
+        Qdrant-style mapping, or a collection of allowed ids), ``return_payloads`` and
+        ``threads`` (default: all cores). Int ids come back as int64 (padding -1), str ids as
+        objects (padding None).
         """
         if params is not None and not isinstance(params, SearchParams):
             raise InvalidInputError(f"params must be SearchParams, got {type(params).__name__}")
-        params = params or SearchParams()
         if not isinstance(queries, SparseVectors):
             raise InvalidInputError(f"queries must be SparseVectors, got {type(queries).__name__}")
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InvalidInputError(f"k must be a positive integer, got {k!r}")
-        k = int(k)
-        self._check_vectors(queries)
-        n = queries.n
-        top_scores = np.empty((n, k), np.float32)
-        top_scores.fill(-np.inf)
-        top_seq = np.empty((n, k), np.int64)
-        top_seq.fill(_NO_SEQ)
-        top_slot = np.empty((n, k), np.int64)
-        top_slot.fill(-1)  # slot -1 picks the padding entry at the end of the slot tables
-        top_n = np.zeros(n, np.int64)
-        plans = self._plans(params.filter)
-
-        largest = max((seg.n for seg, _, _ in plans), default=0)
-
-        def work(lo: int, hi: int) -> None:
-            scratch = self._scratch(largest)
-            for seg, offset, live in plans:
-                kernels.search_segment(
-                    queries.indptr,
-                    queries.indices,
-                    queries.values,
-                    lo,
-                    hi,
-                    *seg.search_arrays(),
-                    seg.seq,
-                    live,
-                    offset,
-                    top_scores,
-                    top_seq,
-                    top_slot,
-                    top_n,
-                    scratch,
-                )
-
-        threads = max(1, min(params.threads or os.cpu_count() or 1, n))
-        if plans and threads == 1:
-            work(0, n)
-        elif plans:
-            bounds = np.linspace(0, n, threads + 1).astype(int)
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(work, bounds[:-1], bounds[1:]))
-        kernels.sort_heaps(top_scores, top_seq, top_slot, top_n)
-        payloads = self._slot_payloads()[top_slot] if params.return_payloads else None
-        return Hits(ids=self._slot_ids()[top_slot], scores=top_scores, payloads=payloads)
+        snap = self._snap
+        check_structure(queries)
+        self._check_vectors(queries, snap)
+        return search_snapshot(snap, queries, check_k(k), params or SearchParams())
 
     # ------------------------------------------------------------------ persistence
     @classmethod
     def open(
-        cls, path: str | os.PathLike[str], mmap: bool = True, verify: bool = True
+        cls,
+        path: str | os.PathLike[str],
+        mmap: bool = True,
+        verify: bool = True,
+        *,
+        durable: bool = False,
+        lock_timeout: float = 0.0,
     ) -> SparseIndex:
         """Open a saved index; a damaged one raises :class:`IndexCorruptError`.
 
         ``mmap``: memory-map the arrays instead of reading them. ``verify``: check every file's
-        sha256 (sizes are always checked).
+        sha256 (sizes are always checked; without it, each segment's structure is checked before
+        its first search). Opening takes no lock: the first write does.
         """
         index = cls.__new__(cls)
-        index._load(Path(path), mmap=mmap, verify=verify)
+        index.path = check_path(path)
+        index._init_handle(durable, lock_timeout)
+        index._load(mmap=mmap, verify=verify)
         return index
 
-    def save(self, path: str | os.PathLike[str] | None = None) -> None:
-        """Commit the current state to ``path`` (default: the index's own path), crash-safely."""
-        if path is None and self.path is None:
-            raise InvalidInputError("an in-memory index needs a path to save to")
-        root = Path(path) if path is not None else cast(Path, self.path)
-        root.mkdir(parents=True, exist_ok=True)
-        state = {
-            "dim": self._dim,
-            "vocab_hash": self._vocab_hash,
-            "counts": {
-                "documents": len(self),
-                "segments": len(self._segments),
-                "deleted": self.stats()["deleted"],
-            },
-            "params": self._params,
-            "next_seq": self._next_seq,
-            "next_number": self._next_number,
-        }
-        storage.save_index(root, self._segments, self._vocab, state)
-        self.path = root
+    def _load(self, mmap: bool, verify: bool, attempts: int = 5) -> None:
+        """Read the committed state, then the logged writes after it (read-only)."""
+        assert self.path is not None
+        self._mmap, self._verify = mmap, verify
+        for attempt in range(attempts):
+            snap, self._params, self._current = storage.load_snapshot(self.path, mmap, verify)
+            try:
+                self._snap = updates.replay(snap, self.path, self._params["max_segments"])
+                return
+            except FileNotFoundError:  # a writer folded the log into a newer commit: re-read
+                if attempt == attempts - 1:
+                    raise
 
-    def _load(self, root: Path, mmap: bool, verify: bool) -> None:
-        manifest = storage.read_manifest(root, verify=verify)
-        self.path = root
-        self._dim = manifest["dim"]
-        self._vocab_hash = manifest["vocab_hash"]
-        self._vocab = None
-        if manifest["vocab_file"]:
-            self._vocab = tuple(json.loads((root / manifest["vocab_file"]).read_text()))
-        self._params = manifest["params"]
-        self._next_seq = manifest["next_seq"]
-        self._next_number = manifest["next_number"]
-        self._segments = [
-            storage.read_segment(root, meta, self._dim, mmap) for meta in manifest["segments"]
-        ]
-        self._reset_maps()
+    def refresh(self) -> bool:
+        """Catch up with commits (and logged writes) made by other handles or processes since
+        this one was opened; returns whether anything changed. A handle with changes of its own
+        that are not saved yet is the newest state and does not refresh."""
+        with self._mutex:
+            if self.path is None or self._lock is not None:
+                return False
+            before = self._snap
+            if storage.read_current(self.path) != self._current:
+                self._load(self._mmap, self._verify)
+            else:
+                self._snap = updates.replay(self._snap, self.path, self._params["max_segments"])
+            return self._snap is not before
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> None:
+        """Commit the current state to ``path`` (default: the index's own path), crash-safely.
+
+        Into a new or empty folder, or one holding an index (which it replaces); a folder of
+        other files is refused. Releases this handle's writer lock.
+        """
+        with self._mutex:
+            if path is None and self.path is None:
+                raise InvalidInputError("an in-memory index needs a path to save to")
+            root = check_path(path) if path is not None else self.path
+            assert root is not None
+            storage.check_save_target(root)
+            if root != self.path:
+                if self._wal is not None:  # changes logged in the old folder: fold them there
+                    self.flush()
+                target_lock = WriterLock(root, self._lock_timeout)
+                self._release()
+                self._lock, self.path = target_lock, root
+            else:
+                self._acquire()
+            snap = self._snap
+            self._current = storage.save_index(root, snap, self._params)
+            self._snap = snap.evolve(version=storage.read_manifest(root, verify=False)["version"])
+            if self._wal is not None:
+                self._wal.truncate_through(snap.wal_lsn)
+            self._release()
+
+    def upgrade(self) -> None:
+        """Rewrite every segment in the current on-disk format and commit (an index of an older
+        format opens as it is; its segments are otherwise rewritten as writes touch them)."""
+        with self._mutex:
+            if self.path is None:
+                raise InvalidInputError("an in-memory index has no on-disk format to upgrade")
+            self.save()
+
+    def flush(self) -> None:
+        """Fold the write-ahead log into segments: :meth:`save` to the index's own folder."""
+        self.save()
+
+    def close(self) -> None:
+        """Release the writer lock and the log (unsaved changes of a non-durable handle are lost,
+        logged ones stay in the log for the next open)."""
+        with self._mutex:
+            self._release()
+
+    def __enter__(self) -> SparseIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ internals
-    def _reset_maps(self) -> None:
-        self._local = threading.local()  # per thread: the search kernel's scratch arrays
-        self._by_number = {seg.number: seg for seg in self._segments}
-        self._where: dict[DocId, int] = {}
-        for seg in self._segments:
-            self._register(seg)
-        self._invalidate()
+    def _acquire(self) -> None:
+        """Take the folder's writer lock before the first change; catch up with what other
+        writers committed since this handle read the folder."""
+        if self._readonly:
+            raise InvalidInputError("a pinned view is read-only; write through the index itself")
+        if self.path is None or self._lock is not None:
+            return
+        self._lock = WriterLock(self.path, self._lock_timeout)
+        try:
+            if storage.read_current(self.path) != self._current:
+                self._load(self._mmap, self._verify)
+            if self._durable:
+                if not (self.path / storage.CURRENT).exists():  # the log needs a base to replay on
+                    storage.check_save_target(self.path)
+                    self._current = storage.save_index(self.path, self._snap, self._params)
+                self._wal = WriteAheadLog(self.path / updates.WAL)
+                self._snap = updates.replay(
+                    self._snap, self.path, self._params["max_segments"], self._wal
+                )
+                self._wal.truncate_through(self._committed_lsn())
+        except BaseException:
+            self._release()
+            raise
 
-    def _register(self, seg: Segment) -> None:
-        for local in np.flatnonzero(~seg.deleted).tolist():
-            self._where[seg.ids[local]] = _pack(seg.number, local)
+    def _committed_lsn(self) -> int:
+        """The last logged write that the committed manifest holds (0 without one)."""
+        assert self.path is not None
+        if not (self.path / storage.CURRENT).exists():
+            return 0
+        return int(storage.read_manifest(self.path, verify=False).get("wal_lsn", 0))
 
-    def _scratch(self, n: int) -> kernels.Scratch:
-        """This thread's scratch arrays of the search kernel, for segments of up to ``n`` docs."""
-        held = getattr(self._local, "scratch", None)
-        if held is None or held[0].size < n:
-            held = self._local.scratch = kernels.scratch(n, self._dim or 0)
-        return held
+    def _release(self) -> None:
+        if self._wal is not None:
+            self._wal.close()
+            self._wal = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
-    def _invalidate(self) -> None:
-        self._cache: dict[str, Any] = {}
-
-    def _check_vectors(self, vectors: SparseVectors) -> None:
-        if self._dim is not None and vectors.dim != self._dim:
-            raise DimensionMismatchError(f"vectors have dim {vectors.dim}, the index {self._dim}")
-        if vectors.vocab is not None and self._vocab_hash is not None:
-            if self._cache.get("vocab_ok") is not vectors.vocab:
-                if vocab_hash(vectors.vocab) != self._vocab_hash:
+    def _check_vectors(self, vectors: SparseVectors, snap: Snapshot) -> None:
+        if snap.dim is not None and vectors.dim != snap.dim:
+            raise DimensionMismatchError(f"vectors have dim {vectors.dim}, the index {snap.dim}")
+        if vectors.vocab is not None and snap.vocab_hash is not None:
+            # hashing a 30k-token vocabulary costs milliseconds: remember the last one that
+            # matched (the index's vocabulary never changes once set)
+            if self._vocab_ok is not vectors.vocab:
+                if vocab_hash(vectors.vocab) != snap.vocab_hash:
                     raise VocabularyMismatchError(
                         "the vectors were made with another vocabulary than the index's"
                     )
-                self._cache["vocab_ok"] = vectors.vocab
-
-    def _check_batch(
-        self,
-        ids: Sequence[DocId],
-        vectors: SparseVectors,
-        payloads: Sequence[Mapping[str, Any] | None] | None,
-    ) -> list[DocId]:
-        checked = check_batch(ids, vectors, payloads)
-        self._check_vectors(vectors)
-        return checked
-
-    def _append(
-        self,
-        ids: list[DocId],
-        vectors: SparseVectors,
-        payloads: Sequence[Mapping[str, Any] | None] | None,
-        replacing: Sequence[DocId] = (),
-    ) -> None:
-        """Build the batch's segment, then (only if that worked) replace ``replacing`` and add it."""
-        seg = None
-        if ids:
-            seq = np.arange(self._next_seq, self._next_seq + len(ids), dtype=np.int64)
-            plain = None if payloads is None else [None if p is None else dict(p) for p in payloads]
-            seg = Segment.build(self._next_number, vectors, seq, ids, plain)
-        if self._dim is None:
-            self._dim = vectors.dim
-        if self._vocab is None and vectors.vocab is not None and self._next_seq == 0:
-            self._vocab, self._vocab_hash = vectors.vocab, vectors.vocab_hash()
-        if seg is None:
-            return
-        if replacing:
-            self.delete(replacing)
-        self._next_seq += len(ids)
-        self._next_number += 1
-        self._segments.append(seg)
-        self._by_number[seg.number] = seg
-        self._register(seg)
-        self._invalidate()
-        if len(self._segments) > self._params["max_segments"]:
-            largest = max(self._segments, key=lambda s: s.n_live)
-            self._merge([s for s in self._segments if s is not largest])
-
-    def _merge(self, group: list[Segment]) -> None:
-        """Replace the segments of ``group`` by one holding their live documents, in seq order."""
-        parts: list[SparseVectors] = []
-        seqs: list[np.ndarray] = []
-        ids: list[DocId] = []
-        payloads: list[dict[str, Any] | None] = []
-        for seg in group:
-            local = seg.live_docs()
-            parts.append(seg.vectors(local))
-            seqs.append(seg.seq[local])
-            ids.extend(seg.ids[local].tolist())
-            payloads.extend(seg.payload(i) for i in local.tolist())
-        order = np.argsort(np.concatenate(seqs), kind="stable")
-        vectors = SparseVectors.concat(parts)[order]
-        keep = set(id(seg) for seg in group)
-        self._segments = [seg for seg in self._segments if id(seg) not in keep]
-        for seg in group:
-            del self._by_number[seg.number]
-        if order.size:
-            with_payloads = any(p is not None for p in payloads)
-            seg = Segment.build(
-                self._next_number,
-                vectors,
-                np.concatenate(seqs)[order],
-                [ids[i] for i in order.tolist()],
-                [payloads[i] for i in order.tolist()] if with_payloads else None,
-            )
-            self._next_number += 1
-            self._segments.append(seg)
-            self._by_number[seg.number] = seg
-            self._register(seg)
-        self._invalidate()
-
-    def _offsets(self) -> np.ndarray:
-        return self._cached("offsets", lambda: slot_offsets(self._segments))
-
-    def _slot_ids(self) -> np.ndarray:
-        """External id by slot, then one ``None`` (what padding's slot -1 picks)."""
-        return self._cached("ids", lambda: slot_table([seg.ids for seg in self._segments]))
-
-    def _slot_payloads(self) -> np.ndarray:
-        """Payload by slot, then one ``None`` (what padding's slot -1 picks)."""
-        return self._cached("payloads", lambda: slot_payloads(self._segments))
-
-    def _cached(self, key: str, make: Callable[[], np.ndarray]) -> np.ndarray:
-        if key not in self._cache:
-            self._cache[key] = make()
-        value: np.ndarray = self._cache[key]
-        return value
-
-    def _plans(self, flt: Filter | None) -> list[Plan]:
-        """Per segment, largest first: (segment, slot offset, live mask)."""
-        if flt is None and "plans" in self._cache:
-            cached: list[Plan] = self._cache["plans"]
-            return cached
-        plans = search_plans(self._segments, self._offsets(), self._where, flt)
-        if flt is None:
-            self._cache["plans"] = plans
-        return plans
+                self._vocab_ok = vectors.vocab

@@ -1,12 +1,15 @@
 """A segment: an immutable batch of documents with its forward index and term-major postings.
 
-``seq`` keeps each document's global insertion number for tie-breaking. Only the tombstones
-(``deleted``) change after a segment is built.
+``seq`` keeps each document's global insertion number for tie-breaking; ``ids`` and
+``payloads`` are columns (:mod:`~sparsearch.index.ids`,
+:mod:`~sparsearch.index.payload_columns`). A segment object never changes: deleting documents
+makes a new object (:meth:`Segment.with_deleted`) that shares every array but the tombstones, so
+a snapshot that holds the old one keeps seeing what it saw.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,10 @@ import numpy as np
 import numpy.typing as npt
 
 from sparsearch.index import build_kernels
+from sparsearch.index.ids import AnyIdColumn, column_for
 from sparsearch.index.kernel_types import F32, I32, I64, U8, U16, Ordinals
+from sparsearch.index.payload_columns import PayloadColumns
+from sparsearch.index.validate import validate_arrays, validate_payloads
 from sparsearch.sparse import SparseVectors
 
 ARRAYS = (
@@ -35,6 +41,7 @@ ARRAYS = (
 )
 INVERTED = ARRAYS[4:7]
 BOUNDS = ARRAYS[7:]  # derived from the postings: what pruning needs
+FILTER_CACHE = 64  # compiled filter masks kept per segment (oldest dropped first)
 TOP_DOCS = 16  # per term, the documents of largest weight kept to seed the pruning threshold
 SHORT_ORDINALS = 1 << 16  # a segment of at most this many documents stores uint16 postings
 
@@ -47,8 +54,8 @@ class Segment:
         number: int,
         dim: int,
         arrays: dict[str, np.ndarray],
-        ids: np.ndarray,
-        payloads: list[dict[str, Any] | None] | None,
+        ids: AnyIdColumn,
+        payloads: PayloadColumns,
         deleted: npt.NDArray[np.bool_] | None = None,
     ) -> None:
         self.number = number
@@ -75,9 +82,51 @@ class Segment:
         self.ids = ids
         self.payloads = payloads
         self.deleted: npt.NDArray[np.bool_] = np.zeros(self.n, bool) if deleted is None else deleted
-        self.nonneg = bool(self.fwd_values.size == 0 or self.fwd_values.min() >= 0)
+        self.deleted.flags.writeable = False
+        self.n_live = self.n - int(np.count_nonzero(self.deleted))
+        self._shared = _Shared()
         # (index root, folder name, file records) once written to disk
         self.saved: tuple[Path, str, dict[str, dict[str, Any]]] | None = None
+
+    def with_deleted(self, local: np.ndarray) -> Segment:
+        """A copy with the local ordinals ``local`` tombstoned too (arrays shared, not copied)."""
+        deleted = self.deleted.copy()
+        deleted[local] = True
+        other = Segment.__new__(Segment)
+        other.__dict__.update(self.__dict__)
+        deleted.flags.writeable = False
+        other.deleted = deleted
+        other.n_live = other.n - int(np.count_nonzero(deleted))
+        return other
+
+    @property
+    def nonneg(self) -> bool:
+        """Whether every weight is >= 0 (the pruned search needs it); computed once."""
+        if self._shared.nonneg is None:
+            self._shared.nonneg = bool(self.fwd_values.size == 0 or self.fwd_values.min() >= 0)
+        return self._shared.nonneg
+
+    def filter_mask(self, key: object, compile_mask: Callable[[], np.ndarray]) -> np.ndarray:
+        """The (cached) mask of a filter over this segment's documents, deletions aside."""
+        masks = self._shared.masks
+        if key not in masks:
+            if len(masks) >= FILTER_CACHE:
+                masks.pop(next(iter(masks)))
+            masks[key] = compile_mask()
+        return masks[key]
+
+    def mark_checked(self) -> None:
+        """Known consistent (built here, or read from files that passed their checksums)."""
+        self._shared.checked = True
+
+    def check_structure(self) -> None:
+        """Check (once) that the arrays are consistent, so the kernels can trust them: an index
+        opened without checksum verification is checked here before its first use."""
+        if not self._shared.checked:
+            validate_arrays(self.arrays(), self.n, self.dim, self.deleted)
+            self.ids.validate()
+            validate_payloads(self.payloads)
+            self._shared.checked = True
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -87,7 +136,7 @@ class Segment:
         vectors: SparseVectors,
         seq: np.ndarray,
         ids: Sequence[Any],
-        payloads: Sequence[dict[str, Any] | None] | None,
+        payloads: Sequence[Mapping[str, Any] | None] | None,
     ) -> Segment:
         """Index ``vectors`` (rows in insertion order, ``seq`` ascending) as a new segment."""
         inverted: tuple[I64, Ordinals, F32] = build_kernels.inverted_index(
@@ -97,28 +146,29 @@ class Segment:
             inverted = (inverted[0], inverted[1].astype(np.uint16), inverted[2])
         top = build_kernels.term_bounds(*inverted, TOP_DOCS)
         bounds = top + build_kernels.impact_blocks(*inverted, top[0], vectors.n)
-        arrays: dict[str, np.ndarray] = {
-            "fwd_indptr": vectors.indptr,
-            "fwd_indices": vectors.indices,
-            "fwd_values": vectors.values,
+        arrays: dict[str, np.ndarray] = {  # copies: the caller may reuse its arrays
+            "fwd_indptr": vectors.indptr.copy(),
+            "fwd_indices": vectors.indices.copy(),
+            "fwd_values": vectors.values.copy(),
             "seq": np.asarray(seq, np.int64),
             **dict(zip(INVERTED, inverted, strict=True)),
             **dict(zip(BOUNDS, bounds, strict=True)),
         }
-        id_array = np.empty(len(ids), object)
-        id_array[:] = list(ids)
-        kept = None if payloads is None else list(payloads)
-        return cls(number, vectors.dim, arrays, id_array, kept)
+        seg = cls(
+            number,
+            vectors.dim,
+            arrays,
+            column_for(list(ids)),
+            PayloadColumns.build(payloads, vectors.n),
+        )
+        seg.mark_checked()  # built here: consistent by construction
+        return seg
 
     # ------------------------------------------------------------------ access
     @property
     def n(self) -> int:
         """Number of documents, tombstoned ones included."""
         return self.fwd_indptr.size - 1
-
-    @property
-    def n_live(self) -> int:
-        return self.n - int(np.count_nonzero(self.deleted))
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The immutable arrays by name (what goes to disk)."""
@@ -154,9 +204,6 @@ class Segment:
         )
         return whole if local is None else whole[np.asarray(local, np.int64)]
 
-    def payload(self, local: int) -> dict[str, Any] | None:
-        return None if self.payloads is None else self.payloads[local]
-
     def live_docs(self) -> np.ndarray:
         """Local ordinals of live documents, in insertion order."""
         local = np.flatnonzero(~self.deleted)
@@ -164,3 +211,12 @@ class Segment:
 
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self.arrays().values()) + self.deleted.nbytes
+
+
+class _Shared:
+    """What the copies of one segment share: lazily computed facts and the filter-mask cache."""
+
+    def __init__(self) -> None:
+        self.nonneg: bool | None = None
+        self.checked = False
+        self.masks: dict[object, np.ndarray] = {}

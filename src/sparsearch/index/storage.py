@@ -7,13 +7,21 @@
       manifest-000007.json         format version, dim, vocab hash, counts, params, every file's
                                    size and sha256
       vocab-<hash>.json            the vocabulary (when the index has one)
-      segments/seg-000003-<rand>/  fwd_*.npy, seq.npy, post_*.npy, ids.json, payloads.jsonl
+      segments/seg-000003-<rand>/  fwd_*.npy, seq.npy, post_*.npy, blk_*.npy ... (the search
+                                   arrays), id.*.npy (the id column and its hash table),
+                                   payload.*.npy (payload JSON and typed columns), columns.json
       tombstones/<segment>.<version>.npy   deleted local ordinals (int64)
+      wal/                         the write-ahead log (see :mod:`sparsearch.index.wal`)
+      LOCK                         the writer lock (see :mod:`sparsearch.index.lock`)
 
 Segment folders are written once (to a temporary folder, fsynced, renamed) and never changed; a
 commit writes the new tombstones and manifest, then atomically replaces ``CURRENT``. Killed at any
 point, the index opens to the previous ``CURRENT`` (files of an unfinished commit are ignored and
-removed by the next commit). Opening verifies every file's size and checksum.
+removed by the next commit). Opening checks every file's size, and (``verify``) its checksum.
+Every array is memory-mapped or read at open, and files are never rewritten in place, so a
+snapshot already open keeps working after a later commit removes the files it was read from.
+Format 3 (ids as JSON, payloads as JSON lines) still opens; its segments are rewritten in the
+current format by the next save (``sparsearch index upgrade`` does it at once).
 """
 
 from __future__ import annotations
@@ -24,15 +32,23 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from sparsearch.errors import IndexCorruptError, IndexNotFoundError
+from sparsearch.errors import IndexCorruptError, IndexNotFoundError, InvalidInputError
+from sparsearch.index.durable_files import fsync_dir
+from sparsearch.index.ids import AnyIdColumn, column_for, column_from_arrays
+from sparsearch.index.lock import LOCK
+from sparsearch.index.manifest_schema import check_manifest
+from sparsearch.index.payload_columns import PayloadColumns
 from sparsearch.index.segment import ARRAYS, Segment
+from sparsearch.index.snapshot import Snapshot
 
-FORMAT_VERSION = 3  # 3: per-term bounds for pruning (2: plain postings, 1: block-max postings)
+FORMAT_VERSION = 4  # 4: columnar ids and payloads (3: per-term bounds, 2: plain postings)
+READABLE_VERSIONS = (3, 4)
 CURRENT = "CURRENT"
+COLUMNS = "columns.json"
 
 
 # ---------------------------------------------------------------------- files
@@ -42,14 +58,6 @@ def sha256_file(path: Path) -> str:
         while chunk := f.read(1 << 22):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -70,7 +78,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
     _write_bytes(tmp, data)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _describe(root: Path, rel: str) -> dict[str, Any]:
@@ -88,13 +96,16 @@ def write_segment(root: Path, seg: Segment) -> tuple[str, dict[str, dict[str, An
     tmp.mkdir()
     for array_name, array in seg.arrays().items():
         _write_npy(tmp / f"{array_name}.npy", array)
-    _write_bytes(tmp / "ids.json", json.dumps(seg.ids.tolist()).encode())
-    if seg.payloads is not None:
-        lines = "".join(json.dumps(p) + "\n" for p in seg.payloads)
-        _write_bytes(tmp / "payloads.jsonl", lines.encode())
-    _fsync_dir(tmp)
+    for array_name, array in seg.ids.to_arrays().items():
+        _write_npy(tmp / f"id.{array_name}.npy", array)
+    payload_arrays, payload_schema = seg.payloads.to_arrays()
+    for array_name, array in payload_arrays.items():
+        _write_npy(tmp / f"payload.{array_name}.npy", array)
+    columns = {"id_kind": seg.ids.kind, "payload_schema": payload_schema}
+    _write_bytes(tmp / COLUMNS, json.dumps(columns, sort_keys=True).encode())
+    fsync_dir(tmp)
     os.rename(tmp, parent / name)
-    _fsync_dir(parent)
+    fsync_dir(parent)
     files = {
         f"segments/{name}/{f.name}": _describe(root, f"segments/{name}/{f.name}")
         for f in sorted((parent / name).iterdir())
@@ -123,22 +134,39 @@ def commit(root: Path, manifest: dict[str, Any]) -> None:
     """Write the manifest, then switch ``CURRENT`` to it (the atomic commit point)."""
     for sub in ("segments", "tombstones"):
         if (root / sub).is_dir():
-            _fsync_dir(root / sub)
+            fsync_dir(root / sub)
     name = f"manifest-{manifest['version']:06d}.json"
     data = json.dumps(manifest, indent=1, sort_keys=True).encode()
     _atomic_write(root / name, data)
+    previous = _committed_files(root)
     pointer = json.dumps({"manifest": name, "sha256": hashlib.sha256(data).hexdigest()})
     check = hashlib.sha256(pointer.encode()).hexdigest()
     _atomic_write(root / CURRENT, f"{pointer}\n{check}\n".encode())
-    _collect_garbage(root, name, manifest)
+    _collect_garbage(root, {name, *manifest["files"], *previous})
 
 
-def _collect_garbage(root: Path, manifest_name: str, manifest: dict[str, Any]) -> None:
-    """Remove files that the committed manifest does not reference (old versions, crash debris)."""
-    keep = set(manifest["files"]) | {manifest_name, CURRENT}
+def _committed_files(root: Path) -> set[str]:
+    """The manifest named by ``CURRENT`` and the files it lists (none if unreadable). A commit
+    keeps them one commit longer, so a reader that has just read ``CURRENT`` still finds them."""
+    try:
+        name = json.loads(read_current(root).split("\n")[0])["manifest"]
+        return {name, *json.loads((root / name).read_text())["files"]}
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return set()
+
+
+def _ours(name: str) -> bool:
+    """Whether a top-level file name is one the index writes (anything else is left alone)."""
+    return name.startswith(("manifest-", "vocab-", ".tmp-")) and name != LOCK
+
+
+def _collect_garbage(root: Path, keep: set[str]) -> None:
+    """Remove index files not in ``keep`` (older versions, crash debris); files the index did
+    not write are never touched."""
+    keep = keep | {CURRENT}
     keep_dirs = {rel.rsplit("/", 1)[0] for rel in keep if rel.startswith("segments/")}
     for entry in root.iterdir():
-        if entry.is_file() and entry.name not in keep:
+        if entry.is_file() and entry.name not in keep and _ours(entry.name):
             entry.unlink(missing_ok=True)
     for sub in ("segments", "tombstones"):
         if not (root / sub).is_dir():
@@ -162,14 +190,39 @@ def next_version(root: Path) -> int:
 
 
 # ---------------------------------------------------------------------- reading
+def check_save_target(root: Path) -> None:
+    """Refuse to save into a folder that holds files but no index (they would be mixed in)."""
+    if root.exists() and not root.is_dir():
+        raise InvalidInputError(f"{root} is a file, not a folder to save an index in")
+    if root.is_dir() and not (root / CURRENT).exists():
+        foreign = sorted(p.name for p in root.iterdir() if p.name not in (LOCK, "wal"))
+        if foreign:
+            raise InvalidInputError(
+                f"{root} holds files that are not an index ({', '.join(foreign[:3])}); "
+                "save into an empty or new folder"
+            )
+
+
+def read_current(root: Path) -> str:
+    """The text of ``CURRENT`` ('' when missing): what a reader compares to see a new commit."""
+    try:
+        return (root / CURRENT).read_text()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 def read_manifest(root: Path, verify: bool = True) -> dict[str, Any]:
     """The committed manifest, after checking ``CURRENT``, the manifest and (``verify``) all files."""
-    if not root.is_dir() or not any(root.iterdir()):
+    if not root.is_dir() or not (root / CURRENT).exists() and not any(root.iterdir()):
         raise IndexNotFoundError(f"no index at {root} (no folder, or an empty one)")
     try:
         text = (root / CURRENT).read_text()
         pointer, check = text.split("\n")[:2]
         entry = json.loads(pointer)
+        if not isinstance(entry, dict) or not isinstance(entry.get("manifest"), str):
+            raise ValueError("not a manifest pointer")
+        if not entry["manifest"].startswith("manifest-") or "/" in entry["manifest"]:
+            raise ValueError(f"points outside the index: {entry['manifest'][:40]!r}")
     except (OSError, ValueError, UnicodeDecodeError) as err:
         raise IndexCorruptError(f"{root / CURRENT}: missing or unreadable ({err})") from err
     if text != f"{pointer}\n{check}\n" or hashlib.sha256(pointer.encode()).hexdigest() != check:
@@ -181,13 +234,16 @@ def read_manifest(root: Path, verify: bool = True) -> dict[str, Any]:
         raise IndexCorruptError(f"{manifest_path}: missing ({err})") from err
     if hashlib.sha256(data).hexdigest() != entry["sha256"]:
         raise IndexCorruptError(f"{manifest_path}: checksum mismatch")
-    manifest = json.loads(data)
-    if not isinstance(manifest, dict):
-        raise IndexCorruptError(f"{manifest_path}: not a JSON object")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    try:
+        manifest: dict[str, Any] = json.loads(data)
+        check_manifest(manifest)
+    except (ValueError, TypeError, KeyError, RecursionError) as err:
+        raise IndexCorruptError(f"{manifest_path}: malformed ({str(err)[:200]})") from err
+    if manifest.get("format_version") not in READABLE_VERSIONS:
         raise IndexCorruptError(
             f"{manifest_path}: format version {manifest.get('format_version')} is not supported "
-            f"(this sparsearch reads version {FORMAT_VERSION}; rebuild the index from its vectors)"
+            f"(this sparsearch reads versions {READABLE_VERSIONS}; rebuild the index from its "
+            "vectors)"
         )
     for rel, record in manifest["files"].items():
         full = root / rel
@@ -234,54 +290,151 @@ def write_segments(
     return entries, files
 
 
-def save_index(
-    root: Path, segments: list[Segment], vocab: tuple[str, ...] | None, state: dict[str, Any]
-) -> None:
-    """Write what is new (segments, tombstones, vocabulary) and commit a manifest of ``state``
-    (dim, vocab hash, counts, parameters, counters) that lists every file it uses."""
+def save_index(root: Path, snap: Snapshot, params: dict[str, Any]) -> str:
+    """Write what is new (segments, tombstones, vocabulary) and commit a manifest of ``snap``
+    that lists every file it uses; returns the new ``CURRENT`` text."""
     version = next_version(root)
-    entries, files = write_segments(root, segments, version)
+    entries, files = write_segments(root, list(snap.segments), version)
     vocab_file = None
-    if vocab is not None:
-        vocab_file, record = write_vocab(root, vocab, state["vocab_hash"])
+    if snap.vocab is not None:
+        vocab_file, record = write_vocab(root, snap.vocab, str(snap.vocab_hash))
         files[vocab_file] = record
     manifest = {
         "format_version": FORMAT_VERSION,
         "version": version,
-        **state,
+        "dim": snap.dim,
+        "vocab_hash": snap.vocab_hash,
+        "id_kind": snap.id_kind(),
+        "counts": {
+            "documents": snap.n_live,
+            "segments": len(snap.segments),
+            "deleted": snap.n_deleted,
+        },
+        "params": params,
+        "next_seq": snap.next_seq,
+        "next_number": snap.next_number,
+        "wal_lsn": snap.wal_lsn,
         "vocab_file": vocab_file,
         "segments": entries,
         "files": files,
     }
     commit(root, manifest)
+    return read_current(root)
 
 
-def read_segment(root: Path, meta: dict[str, Any], dim: int, mmap: bool) -> Segment:
-    """Load one segment described by its manifest entry (arrays memory-mapped when ``mmap``)."""
-    folder = root / "segments" / meta["name"]
+def load_snapshot(
+    root: Path, mmap: bool, verify: bool, attempts: int = 20
+) -> tuple[Snapshot, dict[str, Any], str]:
+    """The committed state of ``root``: (snapshot, parameters, the ``CURRENT`` text read).
+
+    A reader that races a writer's commit (whose garbage collection removes the files of the
+    version being read) retries on the new version; damage that stays put is an error.
+    """
+    for attempt in range(attempts):
+        current = read_current(root)
+        try:
+            manifest = read_manifest(root, verify=verify)
+            return _snapshot(root, manifest, mmap, verify), manifest["params"], current
+        except IndexCorruptError:
+            if attempt == attempts - 1 or read_current(root) == current:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _snapshot(root: Path, manifest: dict[str, Any], mmap: bool, verified: bool) -> Snapshot:
+    fmt = manifest["format_version"]
+    vocab = None
     try:
-        arrays = {
-            name: np.load(
-                folder / f"{name}.npy", mmap_mode="r" if mmap else None, allow_pickle=False
+        if manifest["vocab_file"]:
+            vocab = tuple(json.loads((root / manifest["vocab_file"]).read_text()))
+    except (OSError, ValueError) as err:
+        raise IndexCorruptError(f"{root / manifest['vocab_file']}: unreadable ({err})") from err
+    segments = tuple(
+        read_segment(root, meta, manifest["dim"], mmap, fmt, verified)
+        for meta in manifest["segments"]
+    )
+    return Snapshot(
+        segments=segments,
+        dim=manifest["dim"],
+        vocab=vocab,
+        vocab_hash=manifest["vocab_hash"],
+        next_seq=manifest["next_seq"],
+        next_number=manifest["next_number"],
+        version=manifest["version"],
+        wal_lsn=manifest.get("wal_lsn", 0),
+    )
+
+
+def read_segment(
+    root: Path, meta: dict[str, Any], dim: int, mmap: bool, format_version: int, verified: bool
+) -> Segment:
+    """Load one segment described by its manifest entry (arrays memory-mapped when ``mmap``).
+
+    ``verified``: its files passed their checksums, so they are the ones written (and a segment
+    is consistent when written); otherwise its structure is checked before its first search.
+    """
+    folder = root / "segments" / meta["name"]
+    n = meta["n_docs"]
+    mode: Literal["r"] | None = "r" if mmap else None
+    try:
+        arrays = {name: load_npy(folder / f"{name}.npy", mode) for name in ARRAYS}
+        if format_version == 3:
+            ids, payloads = _read_v3_columns(folder, n)
+        else:
+            columns = json.loads((folder / COLUMNS).read_text())
+            ids = column_from_arrays(columns["id_kind"], _prefixed(folder, "id.", mode))
+            payloads = PayloadColumns.from_arrays(
+                _prefixed(folder, "payload.", mode), columns["payload_schema"], n
             )
-            for name in ARRAYS
-        }
-        ids = np.empty(meta["n_docs"], object)
-        ids[:] = json.loads((folder / "ids.json").read_text())
-        payloads = None
-        if (folder / "payloads.jsonl").exists():
-            payloads = [
-                json.loads(line) for line in (folder / "payloads.jsonl").read_text().splitlines()
-            ]
-        deleted = np.zeros(meta["n_docs"], bool)
+        deleted = np.zeros(n, bool)
         if meta.get("tombstones"):
-            deleted[np.load(root / meta["tombstones"], allow_pickle=False)] = True
-    except (OSError, ValueError, IndexError) as err:
+            tombstones = load_npy(root / meta["tombstones"], None)
+            if tombstones.ndim != 1 or tombstones.dtype != np.int64:
+                raise ValueError(f"tombstones of shape {tombstones.shape} and {tombstones.dtype}")
+            if tombstones.size and (tombstones.min() < 0 or tombstones.max() >= n):
+                raise ValueError("tombstones outside the segment")
+            deleted[tombstones] = True
+    except (OSError, ValueError, IndexError, KeyError, TypeError) as err:
         raise IndexCorruptError(f"{folder}: unreadable segment ({err})") from err
     seg = Segment(meta["number"], dim, arrays, ids, payloads, deleted)
-    if seg.n != meta["n_docs"] or (payloads is not None and len(payloads) != seg.n):
-        raise IndexCorruptError(
-            f"{folder}: holds {seg.n} documents, manifest says {meta['n_docs']}"
-        )
-    seg.saved = (root.resolve(), meta["name"], meta["files"])
+    if seg.n != n or len(ids) != n:
+        raise IndexCorruptError(f"{folder}: holds {seg.n} documents, manifest says {n}")
+    if format_version == FORMAT_VERSION:  # older segments are rewritten by the next save
+        seg.saved = (root.resolve(), meta["name"], meta["files"])
+    if verified:
+        seg.mark_checked()
     return seg
+
+
+def load_npy(path: Path, mode: Literal["r"] | None) -> np.ndarray:
+    """One ``.npy`` array (memory-mapped with ``mode="r"``); a damaged header is a named error
+    (numpy parses it with Python's tokenizer, which raises whatever it meets)."""
+    try:
+        array: np.ndarray = np.load(path, mmap_mode=mode, allow_pickle=False)
+    except OSError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any parse failure of an untrusted header
+        raise IndexCorruptError(
+            f"{path}: not a readable array ({type(err).__name__}: {err})"
+        ) from err
+    return array
+
+
+def _prefixed(folder: Path, prefix: str, mode: Literal["r"] | None) -> dict[str, np.ndarray]:
+    """The arrays ``<prefix><name>.npy`` of a segment folder, by name."""
+    return {
+        path.name[len(prefix) : -4]: load_npy(path, mode)
+        for path in sorted(folder.glob(f"{prefix}*.npy"))
+    }
+
+
+def _read_v3_columns(folder: Path, n: int) -> tuple[AnyIdColumn, PayloadColumns]:
+    """Format 3 kept ids as one JSON list and payloads as JSON lines: build the columns."""
+    ids = json.loads((folder / "ids.json").read_text())
+    payloads = None
+    if (folder / "payloads.jsonl").exists():
+        lines = (folder / "payloads.jsonl").read_text().splitlines()
+        payloads = [json.loads(line) for line in lines]
+        if len(payloads) != n:
+            raise IndexCorruptError(f"{folder}: {len(payloads)} payloads for {n} documents")
+    return column_for(ids), PayloadColumns.build(payloads, n)
