@@ -12,6 +12,7 @@ import numpy as np
 
 from sparsearch.errors import DimensionMismatchError, DuplicateIdError, InvalidInputError
 from sparsearch.filters import DocId, short_repr
+from sparsearch.index.check_kernels import PROBLEMS, csr_problem
 from sparsearch.sparse import SparseVectors
 
 MAX_INT_ID = 1 << 63  # int ids are stored as int64 (-1 pads search results)
@@ -29,6 +30,12 @@ def normalize_ids(ids: Iterable[Any]) -> list[DocId]:
         )
     if isinstance(ids, np.ndarray) and ids.ndim != 1:
         raise InvalidInputError(f"ids must be one-dimensional, got an array of shape {ids.shape}")
+    if isinstance(ids, list):  # the common case, checked in bulk: all plain str, or all int
+        kinds = set(map(type, ids))
+        if kinds == {str}:
+            return list(ids)
+        if kinds == {int} and 0 <= min(ids) and max(ids) < MAX_INT_ID:
+            return list(ids)
     out = []
     for doc_id in ids:
         if isinstance(doc_id, np.integer):
@@ -134,19 +141,9 @@ def check_structure(vectors: SparseVectors) -> None:
         indptr.ndim == indices.ndim == values.ndim == 1
     ):
         raise InvalidInputError("vectors must hold int64 indptr, int32 indices, float32 values")
-    if indices.size != values.size or indptr.size == 0 or indptr[0] != 0:
-        raise InvalidInputError("vectors: indptr must start at 0; indices and values pair up")
-    if indptr[-1] != indices.size or bool((np.diff(indptr) < 0).any()):
-        raise InvalidInputError("vectors: indptr must ascend to the number of non-zeros")
-    if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= vectors.dim):
-        raise InvalidInputError(f"vectors: term indices must be in 0..{vectors.dim - 1}")
-    if not np.isfinite(values).all():
-        raise InvalidInputError("vectors: weights must be finite (no NaN or inf)")
-    ascending = np.diff(indices) > 0
-    starts = indptr[1:-1]
-    ascending[starts[(starts > 0) & (starts < indices.size)] - 1] = True  # across two rows
-    if not ascending.all():
-        raise InvalidInputError("vectors: each row's term indices must ascend without repeats")
+    problem = csr_problem(indptr, indices, values, vectors.dim)
+    if problem:
+        raise InvalidInputError(f"vectors: {PROBLEMS[problem]}")
 
 
 def check_dim_and_vocab(dim: Any, vocab: Any) -> tuple[int | None, tuple[str, ...] | None]:

@@ -99,7 +99,7 @@ class SparseIndex:
         self._current = ""  # the CURRENT text this handle's snapshot was read from or committed
         self._readonly = False
         self._mmap, self._verify = True, True
-        self._vocab_ok: tuple[str, ...] | None = None  # the last vocabulary found equal to ours
+        self._vocab_ok: dict[int, tuple[str, ...]] = {}  # vocabularies found equal to ours
 
     # ------------------------------------------------------------------ properties
     @property
@@ -121,7 +121,7 @@ class SparseIndex:
         view.path = self.path
         view._init_handle(False, 0.0)
         view._readonly = True
-        view._snap, view._params = self._snap, self._params
+        view._snap, view._params, view._vocab_ok = self._snap, self._params, self._vocab_ok
         return view
 
     def __len__(self) -> int:
@@ -445,11 +445,14 @@ class SparseIndex:
         if snap.dim is not None and vectors.dim != snap.dim:
             raise DimensionMismatchError(f"vectors have dim {vectors.dim}, the index {snap.dim}")
         if vectors.vocab is not None and snap.vocab_hash is not None:
-            # hashing a 30k-token vocabulary costs milliseconds: remember the last one that
-            # matched (the index's vocabulary never changes once set)
-            if self._vocab_ok is not vectors.vocab:
+            # hashing a 30k-token vocabulary costs milliseconds: remember the last few that
+            # matched (the index's vocabulary never changes once set; a writer and the
+            # searchers usually each hold their own vocabulary object)
+            if id(vectors.vocab) not in self._vocab_ok:
                 if vocab_hash(vectors.vocab) != snap.vocab_hash:
                     raise VocabularyMismatchError(
                         "the vectors were made with another vocabulary than the index's"
                     )
-                self._vocab_ok = vectors.vocab
+                if len(self._vocab_ok) >= 8:
+                    self._vocab_ok.clear()
+                self._vocab_ok[id(vectors.vocab)] = vectors.vocab  # held: its id stays unique

@@ -116,13 +116,9 @@ class Snapshot:
         as_int = self.id_kind() == "int"
         out = np.full(slots.shape, -1 if as_int else None, np.int64 if as_int else object)
         for pos, local, at in self._by_segment(slots):
-            seg = self.segments[pos]
-            if as_int:
-                out[at] = seg.ids.to_numpy()[local]
-            else:
-                decoded = np.empty(local.size, object)
-                decoded[:] = seg.ids.decode(local)
-                out[at] = decoded
+            decoded = np.empty(local.size, np.int64 if as_int else object)
+            decoded[:] = self.segments[pos].ids.decode(local)
+            out[at] = decoded
         return out
 
     def payloads_of_slots(self, slots: np.ndarray) -> np.ndarray:
@@ -138,8 +134,11 @@ class Snapshot:
         self, slots: np.ndarray
     ) -> list[tuple[int, np.ndarray, tuple[np.ndarray, ...]]]:
         """(segment position, local ordinals, positions in ``slots``) per segment hit."""
-        offsets = self.offsets()
         real = slots >= 0
+        if len(self.segments) == 1:  # slots are the one segment's ordinals
+            at = np.nonzero(real)
+            return [(0, slots[at], at)] if at[0].size else []
+        offsets = self.offsets()
         pos = np.searchsorted(offsets, np.where(real, slots, 0), side="right") - 1
         out = []
         for p in np.unique(pos[real]).tolist():
