@@ -36,6 +36,7 @@ Writes benchmarks/results/engine.{json,md} (``--quick``: benchmarks/out/engine_q
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import resource
@@ -1091,6 +1092,15 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(ab_worker(args.dataset, args.quick, args.warmup, args.files)))
         return 0
 
+    CACHE.mkdir(parents=True, exist_ok=True)
+    run_lock = open(CACHE / "engine-bench.lock", "w")  # noqa: SIM115 - held for the whole run
+    try:
+        fcntl.flock(run_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        sys.exit(
+            f"another benchmarks/engine.py run holds {CACHE / 'engine-bench.lock'}: two runs "
+            "would share the cached index, its scratch folders and the machine; wait for it"
+        )
     t_start = time.perf_counter()
     load_start = os.getloadavg()
     sections = set(args.sections.split(","))

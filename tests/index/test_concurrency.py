@@ -204,3 +204,28 @@ def test_a_reader_process_that_refreshes_never_sees_an_error_or_a_torn_state(tmp
     out, err = reader.communicate(timeout=120)
     assert reader.returncode == 0, err
     assert step > 20 and int(out) >= 3, (step, out)  # the reader saw several commits
+
+
+def test_a_snapshot_keeps_working_after_later_commits_collect_its_files(tmp_path):
+    rng = np.random.default_rng(7)
+    path = tmp_path / "idx"
+    index = SparseIndex(path, max_segments=2)
+    for step in range(3):
+        index.add([f"{step}-{j}" for j in range(40)], docs(rng, 40), [{"even": True}] * 40)
+        index.save()
+    reader = SparseIndex.open(path)  # memory-mapped segment files of this version
+    view = reader.pinned()
+    queries = docs(np.random.default_rng(8), 5)
+    before = view.search(queries, k=10, params=SearchParams(return_payloads=True))
+    old_files = {p.name for p in (path / "segments").iterdir()}
+    index.delete(view.ids()[:30])
+    index.compact()
+    index.save()
+    index.save()  # two commits later, the files the view was read from are gone
+    assert not old_files & {p.name for p in (path / "segments").iterdir()}
+    after = view.search(queries, k=10, params=SearchParams(return_payloads=True))
+    assert after.ids.tolist() == before.ids.tolist()
+    assert after.payloads.tolist() == before.payloads.tolist()
+    np.testing.assert_array_equal(after.scores, before.scores)
+    check_view(view, queries, {"payload": {"even": True}})
+    assert reader.refresh() and len(reader) == 90

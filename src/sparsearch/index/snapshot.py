@@ -28,7 +28,10 @@ Plan = tuple[Segment, int, np.ndarray, np.ndarray | None]
 """(segment, its first slot, a uint8 mask of the documents the search may return, and those
 documents' local ordinals when a filter leaves so few that scoring them directly is cheapest)."""
 
-LISTED_WORK = 1.0  # list the allowed documents when their non-zeros are at most this x the docs
+# list the allowed documents when their non-zeros are at most this x the segment's documents:
+# each listed document is a scattered read (~0.6 us at 1M), so listing wins only for very
+# selective filters (at 1M documents of 49 non-zeros, 1 % listed took 6.1 ms, masked 3.9 ms)
+LISTED_WORK = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,7 +236,7 @@ class Snapshot:
 
 def _listed(seg: Segment, mask: np.ndarray) -> np.ndarray | None:
     """The allowed documents' ordinals when reading just them costs less than a postings walk
-    (their non-zeros at most :data:`LISTED_WORK` per document of the segment)."""
+    (their non-zeros at most :data:`LISTED_WORK` x the segment's documents)."""
     allowed = int(np.count_nonzero(mask))
     if allowed == seg.n_live:
         return None
