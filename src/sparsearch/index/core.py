@@ -371,8 +371,8 @@ class SparseIndex:
             else:
                 self._acquire()
             snap = self._snap
-            self._current = storage.save_index(root, snap, self._params)
-            self._snap = snap.evolve(version=storage.read_manifest(root, verify=False)["version"])
+            self._current, version = storage.save_index(root, snap, self._params)
+            self._snap = snap.committed(version)
             if self._wal is not None:
                 self._wal.truncate_through(snap.wal_lsn)
             self._release()
@@ -416,7 +416,8 @@ class SparseIndex:
             if self._durable:
                 if not (self.path / storage.CURRENT).exists():  # the log needs a base to replay on
                     storage.check_save_target(self.path)
-                    self._current = storage.save_index(self.path, self._snap, self._params)
+                    self._current, version = storage.save_index(self.path, self._snap, self._params)
+                    self._snap = self._snap.committed(version)
                 self._wal = WriteAheadLog(self.path / updates.WAL)
                 self._snap = updates.replay(
                     self._snap, self.path, self._params["max_segments"], self._wal

@@ -50,6 +50,10 @@ class Snapshot:
     wal_lsn: int = 0
     _cache: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
+    def committed(self, version: int) -> Snapshot:
+        """This same state, now committed as manifest ``version`` (its cached views still hold)."""
+        return dataclasses.replace(self, version=version)
+
     def evolve(self, **changes: Any) -> Snapshot:
         """The next snapshot: these fields changed, caches fresh, not yet committed."""
         return dataclasses.replace(self, **{"version": None, **changes}, _cache={})

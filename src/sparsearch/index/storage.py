@@ -290,9 +290,9 @@ def write_segments(
     return entries, files
 
 
-def save_index(root: Path, snap: Snapshot, params: dict[str, Any]) -> str:
+def save_index(root: Path, snap: Snapshot, params: dict[str, Any]) -> tuple[str, int]:
     """Write what is new (segments, tombstones, vocabulary) and commit a manifest of ``snap``
-    that lists every file it uses; returns the new ``CURRENT`` text."""
+    that lists every file it uses; returns the new ``CURRENT`` text and the manifest version."""
     version = next_version(root)
     entries, files = write_segments(root, list(snap.segments), version)
     vocab_file = None
@@ -319,7 +319,7 @@ def save_index(root: Path, snap: Snapshot, params: dict[str, Any]) -> str:
         "files": files,
     }
     commit(root, manifest)
-    return read_current(root)
+    return read_current(root), version
 
 
 def load_snapshot(
