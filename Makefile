@@ -11,7 +11,7 @@ export HF_HUB_CACHE := $(SHARED)/hf-cache
 endif
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: test test-nojit demo lint typecheck venv bench-encode bench-search bench-eval bench-train
+.PHONY: test test-nojit demo lint typecheck venv bench-encode bench-search bench-eval bench-train bench-server
 
 venv: $(VENV)/.installed
 
@@ -55,3 +55,6 @@ bench-eval: venv
 
 bench-train: venv
 	$(PY) benchmarks/train_scifact.py
+
+bench-server: venv
+	$(PY) benchmarks/server.py

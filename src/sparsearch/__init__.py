@@ -10,6 +10,8 @@ import importlib
 from typing import Any
 
 from sparsearch.errors import (
+    CollectionExistsError,
+    CollectionNotFoundError,
     ConfigError,
     DimensionMismatchError,
     DuplicateIdError,
@@ -20,6 +22,7 @@ from sparsearch.errors import (
     InvalidInputError,
     InvalidVectorsError,
     ModelLoadError,
+    ModelMismatchError,
     SparsearchError,
     UnknownIdError,
     VocabularyMismatchError,
@@ -32,11 +35,15 @@ __version__ = "0.1.0"
 
 # Public names that live in heavier modules, imported on first access.
 _LAZY = {
+    "Client": "sparsearch.server.client",
+    "Collection": "sparsearch.collection",
     "SparseEncoder": "sparsearch.models",
     "SparseIndex": "sparsearch.index",
 }
 
 __all__ = [
+    "CollectionExistsError",
+    "CollectionNotFoundError",
     "ConfigError",
     "DimensionMismatchError",
     "DuplicateIdError",
@@ -47,6 +54,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidVectorsError",
     "ModelLoadError",
+    "ModelMismatchError",
     "Filter",
     "HasId",
     "Hits",

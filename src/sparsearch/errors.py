@@ -66,3 +66,15 @@ class FilterError(InvalidInputError):
 class OutOfRangeError(InvalidInputError, IndexError):
     """A row number (or other position) outside the valid range; also an ``IndexError``, so
     the sequence protocol (``for v in vectors``) still stops at the end."""
+
+
+class ModelMismatchError(SparsearchError, ValueError):
+    """A collection opened with a model whose weights differ from the ones that wrote it."""
+
+
+class CollectionNotFoundError(SparsearchError, FileNotFoundError):
+    """A path or name that holds no collection."""
+
+
+class CollectionExistsError(SparsearchError, FileExistsError):
+    """A collection created where one already is."""

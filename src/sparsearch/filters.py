@@ -248,13 +248,14 @@ class Filter(_Condition):
 Condition = Match | Range | HasId | IsNull | Filter
 ConditionLike = Condition | Mapping[str, Any]
 Conditions = ConditionLike | Iterable[ConditionLike]
-FilterLike = Filter | Mapping[str, Any] | Iterable[DocId]
+FilterLike = Filter | Match | Range | HasId | IsNull | Mapping[str, Any] | Iterable[DocId]
 _FILTER_KEYS = ("must", "should", "must_not", "ids", "payload")
 _INT_BITS = 1024  # past float64's range
 
 
 def as_filter(spec: FilterLike | None) -> Filter | None:
-    """Accept a :class:`Filter`, a mapping, or a collection of allowed ids.
+    """Accept a :class:`Filter`, one condition (``Match``, ``Range``, ``HasId``, ``IsNull``: the
+    filter that must satisfy it), a mapping, or a collection of allowed ids.
 
     The mapping is Qdrant's syntax (``must`` / ``should`` / ``must_not`` lists of conditions:
     ``{"key": k, "match": {"value": v}}``, ``{"key": k, "match": {"any": [...]}}``,
@@ -271,6 +272,8 @@ def as_filter(spec: FilterLike | None) -> Filter | None:
     """
     if spec is None or isinstance(spec, Filter):
         return spec
+    if isinstance(spec, (Match, Range, HasId, IsNull)):
+        return Filter(must=(spec,))
     if isinstance(spec, Mapping):
         return _filter_from_mapping(spec)
     if isinstance(spec, (str, bytes)):

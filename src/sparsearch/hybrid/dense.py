@@ -96,7 +96,7 @@ class DenseRetriever:
 
     def __init__(self, model: Any, index: DenseIndex, *, batch_size: int = 32) -> None:
         self.model = load_dense_model(model)
-        self.normalize = _normalizes(self.model)
+        self.normalize = normalizes(self.model)
         self.index = index
         self.batch_size = batch_size
 
@@ -117,10 +117,10 @@ class DenseRetriever:
         if not corpus:
             raise InvalidInputError("cannot index an empty corpus")
         texts = list(corpus.values())
-        normalize = _normalizes(model)
+        normalize = normalizes(model)
 
         def encode() -> np.ndarray:
-            return _embed(model, texts, "document", batch_size, normalize, show_progress_bar)
+            return embed(model, texts, "document", batch_size, normalize, show_progress_bar)
 
         if use_cache:
             params = {"max_seq_length": model.max_seq_length, "normalize": normalize}
@@ -135,7 +135,7 @@ class DenseRetriever:
         """The top ``k`` documents of each query ``{qid: text}``."""
         k = check_k(k)
         start = time.perf_counter()
-        embedded = _embed(
+        embedded = embed(
             self.model, list(queries.values()), "query", self.batch_size, self.normalize, False
         )
         encoded = time.perf_counter()
@@ -156,14 +156,15 @@ def load_dense_model(model: Any) -> Any:
     return model
 
 
-def _normalizes(model: Any) -> bool:
+def normalizes(model: Any) -> bool:
+    """Whether a model's embeddings are L2-normalised for search (cosine models; dot ones not)."""
     similarity = model.similarity_fn_name or "cosine"
     if similarity not in ("cosine", "dot"):
         raise InvalidInputError(f"dense retrieval supports cosine or dot models, not {similarity}")
     return bool(similarity == "cosine")
 
 
-def _embed(
+def embed(
     model: Any,
     texts: list[str],
     route: str,
@@ -171,6 +172,7 @@ def _embed(
     normalize: bool,
     progress: bool | None,
 ) -> np.ndarray:
+    """Embeddings (float32) of texts through the model's query or document route."""
     encode = model.encode_document if route == "document" else model.encode_query
     embedded = encode(
         texts,
