@@ -49,6 +49,10 @@ def create_app(settings: Settings) -> FastAPI:
     registry = Registry(settings.root)
     metrics = Metrics()
     batchers: dict[str, _Batcher] = {}
+    searching = [0]  # search requests in flight: a text query waits for others only if any
+
+    def others_searching() -> bool:
+        return searching[0] > 1
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
@@ -71,7 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
     def batcher(name: str, col: Collection) -> _Batcher:
         held = batchers.get(name)
         if held is None or held.collection is not col:
-            held = batchers[name] = _Batcher(col, settings, metrics)
+            held = batchers[name] = _Batcher(col, settings, metrics, others_searching)
         return held
 
     # ------------------------------------------------------------------ service
@@ -204,6 +208,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     # ------------------------------------------------------------------ search
     async def run_one(name: str, body: SearchBody) -> list[dict[str, Any]]:
+        searching[0] += 1
+        try:
+            return await search_one(name, body)
+        finally:
+            searching[0] -= 1
+
+    async def search_one(name: str, body: SearchBody) -> list[dict[str, Any]]:
         col = await collection(name)
         query = _query(body, settings)
         if isinstance(query, str):
@@ -247,7 +258,13 @@ def create_app(settings: Settings) -> FastAPI:
 class _Batcher(QueryBatcher):
     """A collection's query batcher (remembers which collection object it encodes for)."""
 
-    def __init__(self, col: Collection, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        col: Collection,
+        settings: Settings,
+        metrics: Metrics,
+        others_waiting: Callable[[], bool],
+    ) -> None:
         self.collection = col
 
         def encode(queries: Sequence[Any]) -> Encoded:
@@ -258,6 +275,7 @@ class _Batcher(QueryBatcher):
             window_ms=settings.batch_window_ms,
             max_batch=settings.max_query_batch,
             on_batch=metrics.observe_query_batch,
+            others_waiting=others_waiting,
         )
 
 

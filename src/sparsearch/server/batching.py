@@ -4,7 +4,8 @@ A request awaits :meth:`QueryBatcher.encode`. When nothing is encoding, the firs
 window of ``window_ms``; every text that arrives meanwhile (up to ``max_batch``) joins it, and
 the batch is encoded in a worker thread (off the event loop) with one call of
 ``Collection.encode``. One batch encodes at a time: what arrives meanwhile becomes the next
-batch, so under load the batches grow by themselves and the window adds nothing.
+batch, so under load the batches grow by themselves. ``others_waiting`` (when given) tells
+whether other requests are in flight: a lone query does not wait out the window.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ class QueryBatcher:
         window_ms: float = 2.0,
         max_batch: int = 64,
         on_batch: Callable[[int], None] | None = None,
+        others_waiting: Callable[[], bool] | None = None,
     ) -> None:
         self._encode_batch = encode_batch
         self._window = window_ms / 1000
         self._max_batch = max_batch
         self._on_batch = on_batch
+        self._others_waiting = others_waiting
         self._pending: list[tuple[Any, asyncio.Future[Encoded]]] = []
         self._full = asyncio.Event()
         self._drainer: asyncio.Task[None] | None = None
@@ -48,7 +51,11 @@ class QueryBatcher:
         """Encode batches until nothing is pending: the first after the window, each next one
         with everything that arrived while the previous one encoded (one encode at a time)."""
         try:
-            if self._window > 0 and len(self._pending) < self._max_batch:
+            if (
+                self._window > 0
+                and len(self._pending) < self._max_batch
+                and (self._others_waiting is None or self._others_waiting())
+            ):
                 try:
                     await asyncio.wait_for(self._full.wait(), self._window)
                 except asyncio.TimeoutError:
