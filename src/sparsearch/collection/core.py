@@ -237,27 +237,24 @@ class Collection:
         self, texts: Sequence[str], batch_size: int = 32
     ) -> tuple[SparseVectors, np.ndarray | None]:
         """The sparse (and dense, with a dense model) vectors of documents, as ingest makes them."""
-        spec = self.config.sparse
-        with self._encode_lock:
-            sparse = self.sparse_model.encode(
-                list(texts),
-                batch_size=batch_size,
-                task=spec.document_route,
-                precision=spec.precision,
-            )
-            dense = self._embed(texts, "document", batch_size)
-        return sparse, dense
+        return self._encode(texts, "document", batch_size)
 
     def encode_queries(
         self, texts: Sequence[str], batch_size: int = 32
     ) -> tuple[SparseVectors, np.ndarray | None]:
-        """The sparse (and dense) vectors of query texts, in one forward pass per model."""
+        """The sparse (and dense) vectors of query texts, ``batch_size`` per forward pass."""
+        return self._encode(texts, "query", batch_size)
+
+    def _encode(
+        self, texts: Sequence[str], side: str, batch_size: int
+    ) -> tuple[SparseVectors, np.ndarray | None]:
         spec = self.config.sparse
+        route = spec.query_route if side == "query" else spec.document_route
         with self._encode_lock:
             sparse = self.sparse_model.encode(
-                list(texts), batch_size=batch_size, task=spec.query_route, precision=spec.precision
+                list(texts), batch_size=batch_size, task=route, precision=spec.precision
             )
-            dense = self._embed(texts, "query", batch_size)
+            dense = self._embed(texts, side, batch_size)
         return sparse, dense
 
     def _embed(self, texts: Sequence[str], route: str, batch_size: int) -> np.ndarray | None:
