@@ -13,6 +13,7 @@ import os
 import shutil
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -277,7 +278,7 @@ class Collection:
         """Add new documents (an id already stored raises ``DuplicateIdError``); returns the ids
         (random UUIDs when not given). Options as :meth:`upsert_texts`."""
         checked = self._ids(ids if ids is not None else [uuid.uuid4().hex for _ in texts], texts)
-        present = [doc_id for doc_id in checked if doc_id in self.index]
+        present = _located(self.index, checked, stored_ones=True)
         if present:
             raise DuplicateIdError(f"ids already stored: {present[:5]} (use upsert_texts)")
         self._write_texts(checked, texts, payloads, add=True, **options)
@@ -409,8 +410,7 @@ class Collection:
             if len(texts) != len(checked):
                 raise InvalidInputError(f"{len(checked)} ids for {len(texts)} texts")
         if len(set(checked)) != len(checked):
-            seen: set[DocId] = set()
-            twice = [i for i in checked if i in seen or seen.add(i)]  # type: ignore[func-returns-value]
+            twice = [doc_id for doc_id, n in Counter(checked).items() if n > 1]
             raise DuplicateIdError(f"ids given twice in one batch: {twice[:5]}")
         return checked
 
@@ -443,7 +443,7 @@ class Collection:
         ``UnknownIdError``."""
         view = self.index.pinned()
         checked = normalize_ids(ids)
-        missing = [doc_id for doc_id in checked if doc_id not in view]
+        missing = _located(view, checked, stored_ones=False)
         if missing:
             raise UnknownIdError(f"unknown ids: {missing[:5]}")
         vectors = view.get(checked)
@@ -596,3 +596,10 @@ class Collection:
                 sparse[i] = sparse_rows[np.array([row])]
                 dense[i] = dense_rows[row] if dense_rows is not None else None
         return Encoded(texts=texts, sparse=sparse, dense=dense)
+
+
+def _located(index: SparseIndex, ids: list[DocId], *, stored_ones: bool) -> list[DocId]:
+    """Up to five of ``ids`` that ``index`` holds (``stored_ones``) or lacks, in one bulk lookup."""
+    where, _ = index.snapshot().locate(ids)
+    chosen = np.flatnonzero(where >= 0 if stored_ones else where < 0)[:5]
+    return [ids[i] for i in chosen.tolist()]
