@@ -78,3 +78,11 @@ class CollectionNotFoundError(SparsearchError, FileNotFoundError):
 
 class CollectionExistsError(SparsearchError, FileExistsError):
     """A collection created where one already is."""
+
+
+class BackendError(SparsearchError, RuntimeError):
+    """An external engine (Qdrant, Milvus, OpenSearch, Elasticsearch) refused or failed a request."""
+
+
+class UnsupportedFilterError(FilterError):
+    """A filter uses a condition the target engine cannot express (the message names it)."""
