@@ -11,11 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sparsearch.cli import main
-from sparsearch.distributed import ShardSet, encode_corpus
+from sparsearch.distributed import ShardSet, encode_corpus, ingest
 from sparsearch.errors import InvalidInputError
+from sparsearch.index import SparseIndex
 from tests.conftest import real_model
 from tests.distributed import MODEL, SEQ, assert_same_bits, gather, write_subset
 
@@ -54,18 +56,30 @@ def test_ray_workers_write_the_in_process_vectors_bit_for_bit(
 ) -> None:
     shards = encode_corpus(
         MODEL, corpus, tmp_path / "out", workers=2, shard_size=SHARD, max_seq_length=SEQ,
-        progress=False,
+        build_segments=True, progress=False,
     )  # fmt: skip
     ids, vectors, _ = gather(shards)
     want_ids, want, _ = gather(uninterrupted)
     assert ids == want_ids
     assert_same_bits(vectors, want)
     assert shards.fingerprint == uninterrupted.fingerprint
-    assert shards.manifest.encoding == uninterrupted.manifest.encoding
+    assert shards.manifest.encoding == {**uninterrupted.manifest.encoding, "segments": True}
     run = shards.manifest.runs[-1]
     assert run["encoded"] == list(range(8)) and run["skipped"] == 0
     assert sum(p["shards"] for p in run["processes"]) == 8
     assert all(p["pid"] != os.getpid() and p["peak_rss_bytes"] > 0 for p in run["processes"])
+    # the workers indexed their shards; the driver attaches those segments as they are
+    index, oracle = SparseIndex(tmp_path / "index"), SparseIndex()
+    ingest(shards, index)
+    ingest(uninterrupted, oracle)  # indexed on the driver, shard by shard
+    assert index.ids() == oracle.ids() == want_ids
+    for number, segment in enumerate(index.snapshot().segments):
+        built = SparseIndex.open(shards.path / f"shard-{number:05d}.index").snapshot()
+        assert np.array_equal(segment.inverted[1], built.segments[0].inverted[1])
+    queries = want[:30]
+    got, expected = index.search(queries, k=10), oracle.search(queries, k=10)
+    assert got.ids.tolist() == expected.ids.tolist()
+    assert np.array_equal(got.scores, expected.scores)
 
 
 def test_a_killed_job_resumes_from_its_finished_shards(
@@ -127,4 +141,4 @@ def test_cli_errors_are_one_line(corpus: Path, tmp_path: Path, capsys) -> None:
     assert exit_info.value.code == 2
     assert "--workers: must be a positive integer, got 0" in capsys.readouterr().err
     assert main(["encode", MODEL, str(corpus), out + ".npz", "--workers", "2"]) == 2
-    assert "--workers and --shard-size need --ray" in capsys.readouterr().err
+    assert "--workers, --shard-size and --build-segments need --ray" in capsys.readouterr().err

@@ -104,6 +104,7 @@ def test_vectors_are_one_encode_per_shard_ids_in_order_manifest_right(
         "max_active_dims": None,
         "max_seq_length": SEQ,
         "precision": "float32",
+        "segments": False,
     }
     assert manifest["input"]["sha256"] == hashlib.sha256(corpus.read_bytes()).hexdigest()
     assert manifest["input"]["rows"] == DOCS and manifest["shard_size"] == SHARD
@@ -214,6 +215,36 @@ def test_resume_encodes_only_missing_shards(folder: Path, corpus: Path, tmp_path
         if path.name not in ("shard-00001.parquet", "shard-00003.parquet"):
             assert path.stat().st_mtime_ns == mtime  # finished shards were left alone
     assert not list(out.glob(".*.tmp"))
+
+
+def test_workers_segments_are_attached_and_resumed_like_shards(
+    folder: Path, corpus: Path, tmp_path: Path
+) -> None:
+    from sparsearch.index import SparseIndex
+
+    out = tmp_path / "segments"
+    shards = encode(out, corpus, with_text=True, build_segments=True)
+    assert sorted(p.name for p in out.glob("*.index")) == [f"shard-{n:05d}.index" for n in range(4)]
+    # a shard whose segment is missing (the worker died between the two) is encoded again
+    shutil.rmtree(out / "shard-00002.index")
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["complete"] = False
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    shards = encode(out, corpus, with_text=True, build_segments=True)
+    assert shards.manifest.runs[-1]["encoded"] == [2]
+
+    attached, added = SparseIndex(tmp_path / "attached"), SparseIndex()
+    ingest(shards, attached)
+    ingest(folder, added)  # the same plan without segments: indexed here, shard by shard
+    assert attached.ids() == added.ids() and len(attached.snapshot().segments) == 4
+    built = SparseIndex.open(out / "shard-00001.index").snapshot().segments[0]
+    assert np.array_equal(attached.snapshot().segments[1].inverted[1], built.inverted[1])
+    q = gather(shards)[1][:20]  # documents as queries: every score ties nothing away
+    got, want = attached.search(q, k=10), added.search(q, k=10)
+    assert got.ids.tolist() == want.ids.tolist() and np.array_equal(got.scores, want.scores)
+    with pytest.raises(DuplicateIdError, match="already in the index"):
+        ingest(shards, attached)
+    assert SparseIndex.open(tmp_path / "attached").ids() == added.ids()  # committed, intact
 
 
 def test_a_resume_with_another_job_is_refused(

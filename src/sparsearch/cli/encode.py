@@ -63,6 +63,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="rows per Parquet shard (default 1000); a resume skips whole shards",
     )
+    parser.add_argument(
+        "--build-segments",
+        action="store_true",
+        help="with --ray: workers also index their shards, so loading them into an index "
+        "attaches the segments instead of indexing again",
+    )
     parser.set_defaults(func=run)
 
 
@@ -71,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
     shard folder, with ``--ray``)."""
     if args.ray is not None:
         return run_ray(args)
-    if args.workers is not None or args.shard_size is not None:
-        raise InvalidInputError("--workers and --shard-size need --ray")
+    if args.workers is not None or args.shard_size is not None or args.build_segments:
+        raise InvalidInputError("--workers, --shard-size and --build-segments need --ray")
     from sparsearch.eval.beir import read_jsonl_texts
 
     ids, texts = read_jsonl_texts(args.input, "queries" if args.queries else "corpus")
@@ -125,6 +131,7 @@ def run_ray(args: argparse.Namespace) -> int:
         max_active_dims=args.max_active_dims,
         max_seq_length=args.max_seq_length,
         precision=args.precision,
+        build_segments=args.build_segments,
         progress=not args.no_progress,
     )
     run = shards.manifest.runs[-1]

@@ -62,6 +62,11 @@ class ShardPlan:
         return f"shard-{self.number:05d}.parquet"
 
     @property
+    def segment(self) -> str:
+        """The folder of the shard's index segment, when workers build them."""
+        return f"shard-{self.number:05d}.index"
+
+    @property
     def rows(self) -> int:
         return self.stop - self.start
 

@@ -49,7 +49,13 @@ from sparsearch.distributed.manifest import (
     read_manifest,
     write_manifest,
 )
-from sparsearch.distributed.shards import Shard, ShardSet, shard_meta, write_shard
+from sparsearch.distributed.shards import (
+    Shard,
+    ShardSet,
+    shard_meta,
+    write_segment,
+    write_shard,
+)
 from sparsearch.errors import DuplicateIdError, InvalidInputError, SparsearchError
 
 SIDES = ("document", "query")
@@ -78,6 +84,7 @@ def encode_corpus(
     title_field: str | None = "title",
     payload_fields: Sequence[str] = (),
     with_text: bool = False,
+    build_segments: bool = False,
     progress: bool = True,
 ) -> ShardSet:
     """Encode ``source`` (a BEIR folder, JSONL or Parquet file) with ``model`` into Parquet shards
@@ -88,7 +95,10 @@ def encode_corpus(
     already initialised in this process is used as it is. ``workers=0`` encodes in this process
     (the same plan and vectors, no Ray). ``side``: ``"document"`` or ``"query"``. The fields name
     the input's id, text and title columns; ``payload_fields`` are copied into each payload and
-    ``with_text`` stores the encoded text. Running it again on the same ``out_dir`` resumes.
+    ``with_text`` stores the encoded text. ``build_segments``: each worker also indexes its
+    shard (a saved ``SparseIndex`` of one segment beside it), so :func:`ingest` into an index
+    only attaches them (:meth:`SparseIndex.attach`) instead of indexing on the driver. Running it
+    again on the same ``out_dir`` resumes.
     """
     _check_counts(workers, threads_per_worker, batch_size, shard_size, max_seq_length)
     if side not in SIDES:
@@ -118,6 +128,7 @@ def encode_corpus(
             "max_active_dims": max_active_dims or encoder.max_active_dims,
             "max_seq_length": encoder.max_seq_length,
             "precision": precision,
+            "segments": bool(build_segments),
         },
         input={**spec.to_dict(), **identity},
         shard_size=shard_size,
@@ -125,7 +136,7 @@ def encode_corpus(
     )
     folder = Path(out_dir)
     manifest = _prepare(folder, job)
-    todo = [shard.number for shard in plan if not _written(folder, shard, job.fingerprint)]
+    todo = [shard.number for shard in plan if not _written(folder, shard, manifest)]
     started = time.perf_counter()
     reports: list[dict[str, Any]] = []
     bar = tqdm(
@@ -192,10 +203,13 @@ def _prepare(folder: Path, job: Manifest) -> Manifest:
     return manifest
 
 
-def _written(folder: Path, shard: ShardPlan, fingerprint: str) -> bool:
-    """Whether ``shard``'s file is there, whole and of this job (else it is encoded again)."""
+def _written(folder: Path, shard: ShardPlan, manifest: Manifest) -> bool:
+    """Whether ``shard``'s file (and segment, when built) is there, whole and of this job (else
+    it is encoded again)."""
     path = folder / shard.file
     if not path.is_file():
+        return False
+    if manifest.encoding.get("segments") and not (folder / shard.segment / "CURRENT").is_file():
         return False
     try:
         meta = shard_meta(path)
@@ -204,12 +218,12 @@ def _written(folder: Path, shard: ShardPlan, fingerprint: str) -> bool:
     return bool(
         meta.get("shard") == shard.number
         and meta.get("rows") == shard.rows
-        and meta.get("fingerprint") == fingerprint
+        and meta.get("fingerprint") == manifest.fingerprint
     )
 
 
 def _check_written(folder: Path, manifest: Manifest) -> None:
-    missing = [s.file for s in manifest.shards if not _written(folder, s, manifest.fingerprint)]
+    missing = [s.file for s in manifest.shards if not _written(folder, s, manifest)]
     if missing:
         raise errors.IndexCorruptError(
             f"{folder}: {len(missing)} shards missing or damaged after the run ({missing[0]}, ...)"
@@ -344,6 +358,8 @@ class ShardEncoder:
             "dim": self.manifest.dim,
         }
         shard = Shard(rows.ids, vectors, rows.payloads, rows.stored_texts)
+        if encoding.get("segments"):  # before the Parquet file, which marks the shard done
+            write_segment(self.folder / plan.segment, shard)
         write_shard(self.folder / plan.file, shard, meta)
         return plan.rows
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -74,6 +75,18 @@ def write_shard(path: Path, shard: Shard, meta: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
     tmp.replace(path)
     fsync_dir(path.parent)
+
+
+def write_segment(path: Path, shard: Shard) -> None:
+    """``shard`` indexed as a saved ``SparseIndex`` of one segment at ``path`` (a folder a
+    killed worker left half-written is replaced)."""
+    from sparsearch.index import SparseIndex
+
+    if path.exists():
+        shutil.rmtree(path)
+    index = SparseIndex(path)
+    index.add(shard.ids, shard.vectors, shard.payloads)
+    index.save()
 
 
 def _id_type(ids: Sequence[Any]) -> Any:
@@ -215,8 +228,9 @@ class ShardSet:
 def ingest(folder: str | os.PathLike[str] | ShardSet, target: Any) -> int:
     """Add every document of a complete shard folder to ``target``; returns how many.
 
-    ``target``: a ``SparseIndex`` (one :meth:`~SparseIndex.add` per shard: an id it already
-    holds raises :class:`~sparsearch.errors.DuplicateIdError`) or a ``Collection`` (one
+    ``target``: a ``SparseIndex`` (the workers' segments attached when they built them, else
+    one :meth:`~SparseIndex.add` per shard; an id it already holds raises
+    :class:`~sparsearch.errors.DuplicateIdError`) or a ``Collection`` (one
     ``upsert_vectors`` per shard, with the stored texts when both keep them). A collection
     refuses shards of another model (:class:`~sparsearch.errors.ModelMismatchError`), of the
     query side, or encoded with other ``max_active_dims`` / ``precision`` than its own.
@@ -231,6 +245,8 @@ def ingest(folder: str | os.PathLike[str] | ShardSet, target: Any) -> int:
         for shard in shards.shards():
             texts = shard.texts if keep_text else None
             target.upsert_vectors(shard.ids, shard.vectors, shard.payloads, texts=texts)
+    elif isinstance(target, SparseIndex) and shards.manifest.encoding.get("segments"):
+        target.attach([shards.path / plan.segment for plan in shards.manifest.shards])
     elif isinstance(target, SparseIndex):
         for shard in shards.shards():
             target.add(shard.ids, shard.vectors, shard.payloads)

@@ -181,6 +181,33 @@ class SparseIndex:
         checked = list(dict.fromkeys(normalize_ids(ids)))
         self._write("delete", checked, None, None)
 
+    def attach(self, paths: Sequence[str | os.PathLike[str]]) -> None:
+        """Add every document of the saved indexes at ``paths`` by taking over their segments
+        as built (postings, bounds, ids, payloads): no re-indexing, so workers can build
+        segments in parallel and this index only commits them. Their documents come after this
+        index's, in the order given. An index with a folder commits at once (as :meth:`save`).
+
+        Refused, with nothing changed: another dimension or vocabulary
+        (:class:`DimensionMismatchError`, :class:`VocabularyMismatchError`), an id held twice
+        (:class:`DuplicateIdError`), a damaged index (:class:`IndexCorruptError`). More than
+        ``max_segments`` segments afterwards merges the smallest, as every write does.
+        """
+        if isinstance(paths, (str, os.PathLike)):
+            raise InvalidInputError("attach takes a list of index folders, got one path")
+        sources = [SparseIndex.open(path).snapshot() for path in paths]
+        with self._mutex:
+            was_locked = self._lock is not None
+            self._acquire()
+            try:
+                new = updates.attach(self._snap, sources, self._params["max_segments"])
+            except BaseException:
+                if not was_locked:
+                    self._release()
+                raise
+            self._publish(new)
+            if self.path is not None:
+                self.save()
+
     def compact(self) -> None:
         """Merge every segment into one, dropping deleted documents."""
         with self._mutex:

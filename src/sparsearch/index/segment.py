@@ -99,6 +99,16 @@ class Segment:
         other.n_live = other.n - int(np.count_nonzero(deleted))
         return other
 
+    def renumbered(self, number: int, seq_offset: int) -> Segment:
+        """A copy numbered ``number`` whose documents come ``seq_offset`` later in insertion
+        order (arrays shared; to attach a segment built elsewhere to another index)."""
+        other = Segment.__new__(Segment)
+        other.__dict__.update(self.__dict__)
+        other.number = number
+        other.seq = self.seq + np.int64(seq_offset)
+        other.saved = None
+        return other
+
     @property
     def nonneg(self) -> bool:
         """Whether every weight is >= 0 (the pruned search needs it); computed once."""

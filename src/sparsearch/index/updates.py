@@ -6,13 +6,20 @@ builds everything new before anything is published, so a failed write leaves the
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sparsearch.errors import DuplicateIdError, InvalidInputError, UnknownIdError
+from sparsearch.errors import (
+    DimensionMismatchError,
+    DuplicateIdError,
+    InvalidInputError,
+    UnknownIdError,
+    VocabularyMismatchError,
+)
 from sparsearch.index.segment import Segment
 from sparsearch.index.snapshot import Snapshot
 from sparsearch.index.wal import Op, WriteAheadLog, read_log
@@ -91,6 +98,51 @@ def _append(
         next_seq=snap.next_seq + len(ids),
         next_number=snap.next_number + 1,
     )
+
+
+def attach(snap: Snapshot, sources: Sequence[Snapshot], max_segments: int) -> Snapshot:
+    """``snap`` with the segments of ``sources`` (other indexes' states) appended as they are,
+    without rebuilding them: their documents come after ``snap``'s in insertion order, source by
+    source. Refused, with nothing changed, when a source's dimension or vocabulary differs or an
+    id would be held twice."""
+    dim, vocab, vocab_hash = snap.dim, snap.vocab, snap.vocab_hash
+    segments = list(snap.segments)
+    next_seq, number = snap.next_seq, snap.next_number
+    ids: list[DocId] = []
+    for source in sources:
+        if source.dim is None or not source.n_live:
+            continue
+        if dim is not None and source.dim != dim:
+            raise DimensionMismatchError(f"an index of dim {source.dim} into one of dim {dim}")
+        if vocab_hash is not None and source.vocab_hash not in (None, vocab_hash):
+            raise VocabularyMismatchError("an index made with another vocabulary than this one's")
+        if dim is None:
+            dim = source.dim
+        if vocab is None and snap.next_seq == 0 and source.vocab is not None:
+            vocab, vocab_hash = source.vocab, source.vocab_hash
+        ids.extend(source.ordered_ids())
+        for seg in source.segments:
+            if seg.n_live:
+                segments.append(seg.renumbered(number, next_seq))
+                number += 1
+        next_seq += source.next_seq
+    if len(set(ids)) < len(ids):
+        twice = next(doc_id for doc_id, n in Counter(ids).items() if n > 1)
+        raise DuplicateIdError(f"id {twice!r} is in more than one of the indexes attached")
+    where, _ = snap.locate(ids)
+    if (where >= 0).any():
+        raise DuplicateIdError(f"id {ids[int(np.argmax(where >= 0))]!r} is already in the index")
+    new = snap.evolve(
+        dim=dim,
+        vocab=vocab,
+        vocab_hash=vocab_hash,
+        segments=tuple(segments),
+        next_seq=next_seq,
+        next_number=number,
+    )
+    if len(new.segments) > max_segments:
+        new = merge(new, _smallest(new.segments, len(new.segments) - max_segments + 1))
+    return new
 
 
 def _smallest(segments: Sequence[Segment], count: int) -> list[Segment]:
