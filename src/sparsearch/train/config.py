@@ -20,6 +20,22 @@ The config (see examples/train_scifact.yaml):
     args: {num_train_epochs: 1, per_device_train_batch_size: 16, learning_rate: 5.0e-5}
     resume: false                    # true: continue from the last checkpoint in output_dir
 
+``eval`` may also (or instead) list evaluators of :mod:`sparsearch.eval.evaluators`, each reading
+a JSONL file; the result is a :class:`~sparsearch.eval.SequentialEvaluator` (the BEIR one first):
+
+    eval:
+      evaluators:
+        - {evaluator: TripletEvaluator, data: dev-triplets.jsonl, similarity_fn_names: [dot]}
+        - {evaluator: RerankingEvaluator, data: dev-rerank.jsonl, at_k: 10, name: rerank}
+        - {evaluator: MSEEvaluator, data: distill.jsonl, teacher: naver/splade-v3}
+
+``name`` is the prefix of the evaluator's metrics (default: the data file's stem; names must
+differ); ``teacher`` (MSEEvaluator only) is a hub id or folder; other keys are the class's
+arguments. One JSON object per line: ``{"sentence1", "sentence2", "score"}``
+(EmbeddingSimilarityEvaluator), ``{"anchor", "positive", "negative"}`` (TripletEvaluator),
+``{"query", "positive": [...], "negative": [...]}`` (RerankingEvaluator), ``{"source",
+"target"}`` (MSEEvaluator; ``target`` defaults to ``source``).
+
 ``hard_negatives.retriever`` is ``bm25`` (the default) or a sparse encoder (hub id or folder) that
 mines through the embedded engine; its other keys go to
 :func:`sparsearch.train.mining.mine_hard_negatives`. ``loss`` defaults to SpladeLoss over
@@ -47,7 +63,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sparsearch.errors import ConfigError, SparsearchError
+from sparsearch.errors import ConfigError, InvalidInputError, SparsearchError
 from sparsearch.train.config_schema import (
     checked_dataset,
     checked_eval,
@@ -141,21 +157,18 @@ def build_loss(model, spec: Mapping[str, Any]):
         raise ConfigError(f"bad arguments for {name}: {err}") from err
 
 
-def build_evaluator(spec: Mapping[str, Any] | None):
-    """An IR evaluator over a BEIR split (sparsearch.eval.evaluate, exact search, no cache)."""
-    if not spec:
-        return None
-    spec = checked_eval(spec)
-    from sparsearch.eval import evaluate
+class _BeirEvaluator:
+    """The IR evaluator over a BEIR split (sparsearch.eval.evaluate, exact search, no cache)."""
 
-    def evaluator(model) -> dict[str, float]:
+    def __init__(self, folder: str, split: str, k: int | list[int]) -> None:
+        self.folder, self.split, self.k = folder, split, k
+        self.primary_metric = f"ndcg@{min(k) if isinstance(k, list) else k}"
+
+    def __call__(self, model) -> dict[str, float]:
+        from sparsearch.eval import evaluate
+
         result = evaluate(
-            model,
-            spec["beir"],
-            spec["split"],
-            k=spec["k"],
-            use_cache=False,
-            show_progress_bar=False,
+            model, self.folder, self.split, k=self.k, use_cache=False, show_progress_bar=False
         )
         return {
             k: v
@@ -163,7 +176,38 @@ def build_evaluator(spec: Mapping[str, Any] | None):
             if isinstance(v, (int, float)) and not isinstance(v, bool)
         }
 
-    return evaluator
+
+def _listed_evaluator(spec: Mapping[str, Any]):
+    """One entry of ``eval.evaluators``: its class, reading its JSONL ``data`` file."""
+    from sparsearch import eval as evaluation
+
+    options = dict(spec)
+    kind, data = options.pop("evaluator"), options.pop("data")
+    if "teacher" in options:
+        from sparsearch.models import SparseEncoder
+
+        options["teacher"] = SparseEncoder(options["teacher"])
+    try:
+        return getattr(evaluation, kind).from_jsonl(data, **options)
+    except (TypeError, InvalidInputError) as err:
+        raise ConfigError(f"eval.evaluators: {kind} {spec['name']!r}: {err}") from err
+
+
+def build_evaluator(spec: Mapping[str, Any] | None):
+    """The evaluator of an ``eval`` section: the IR evaluator over a BEIR split, or, when the
+    section lists ``evaluators``, a :class:`~sparsearch.eval.SequentialEvaluator` over (the BEIR
+    one first, then) each listed one, in order."""
+    if not spec:
+        return None
+    spec = checked_eval(spec)
+    parts: list[Any] = []
+    if "beir" in spec:
+        parts.append(_BeirEvaluator(spec["beir"], spec["split"], spec["k"]))
+    if "evaluators" not in spec:
+        return parts[0]
+    from sparsearch.eval import SequentialEvaluator
+
+    return SequentialEvaluator(parts + [_listed_evaluator(entry) for entry in spec["evaluators"]])
 
 
 # ---------------------------------------------------------------------------- the run

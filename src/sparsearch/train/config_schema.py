@@ -17,7 +17,14 @@ from sparsearch.errors import ConfigError
 TOP_KEYS = {"model", "max_seq_length", "output_dir", "train", "loss", "eval", "args", "resume"}
 REQUIRED_KEYS = ("model", "output_dir", "train")
 DATASET_KEYS = {"beir", "split", "hard_negatives", "files", "format", "columns", "limit"}
-EVAL_KEYS = {"beir", "split", "k"}
+EVAL_KEYS = {"beir", "split", "k", "evaluators"}
+#: what ``eval.evaluators`` may list (classes of :mod:`sparsearch.eval.evaluators`)
+EVALUATORS = (
+    "EmbeddingSimilarityEvaluator",
+    "MSEEvaluator",
+    "RerankingEvaluator",
+    "TripletEvaluator",
+)
 DEFAULT_LOSS = {
     "name": "SpladeLoss",
     "loss": {"name": "SparseMultipleNegativesRankingLoss"},
@@ -234,8 +241,26 @@ def checked_loss(spec: Any, where: str) -> dict[str, Any]:
 
 
 def checked_eval(spec: Any) -> dict[str, Any]:
-    if not isinstance(spec, Mapping) or "beir" not in spec or set(spec) - EVAL_KEYS:
-        raise ConfigError(f"'eval' takes {{beir: FOLDER, split: test, k: [10, 100]}}, got {spec!r}")
+    if (
+        not isinstance(spec, Mapping)
+        or not {"beir", "evaluators"} & set(spec)
+        or set(spec) - EVAL_KEYS
+    ):
+        raise ConfigError(
+            "'eval' takes {beir: FOLDER, split: test, k: [10, 100]} and/or "
+            f"{{evaluators: [{{evaluator: NAME, data: FILE, ...}}, ...]}}, got {spec!r}"
+        )
+    out: dict[str, Any] = {}
+    if "beir" in spec:
+        out.update(_checked_beir_eval(spec))
+    elif {"split", "k"} & set(spec):
+        raise ConfigError("'eval.split' and 'eval.k' belong to 'eval.beir', which is missing")
+    if "evaluators" in spec:
+        out["evaluators"] = _checked_evaluators(spec["evaluators"])
+    return out
+
+
+def _checked_beir_eval(spec: Mapping[str, Any]) -> dict[str, Any]:
     out = {
         "beir": _path(spec["beir"], "eval.beir"),
         "split": spec.get("split", "test"),
@@ -248,4 +273,44 @@ def checked_eval(spec: Any) -> dict[str, Any]:
         raise ConfigError("'eval.k' must be a positive integer or a list of them, got []")
     for k in cutoffs:
         _positive_int(k, "eval.k")
+    return out
+
+
+def _checked_evaluators(entries: Any) -> list[dict[str, Any]]:
+    """Each entry: ``evaluator`` (a class name), ``data`` (its JSONL file), ``name`` (the metric
+    prefix; default the file's stem, unique), ``teacher`` (MSEEvaluator only) and the class's
+    other arguments."""
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"'eval.evaluators' must be a non-empty list, got {entries!r}")
+    out = []
+    for i, entry in enumerate(entries):
+        where = f"eval.evaluators[{i}]"
+        if not isinstance(entry, Mapping) or not {"evaluator", "data"} <= set(entry):
+            raise ConfigError(
+                f"{where!r}: an evaluator is a mapping with 'evaluator' and 'data', got {entry!r}"
+            )
+        kind = entry["evaluator"]
+        if kind not in EVALUATORS:
+            raise ConfigError(
+                f"'{where}.evaluator': unknown evaluator {kind!r}; known: {list(EVALUATORS)}"
+            )
+        checked = {**entry, "data": _path(entry["data"], f"{where}.data")}
+        name = entry.get("name", Path(checked["data"]).stem)
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"'{where}.name' must be a non-empty string, got {name!r}")
+        checked["name"] = name
+        if kind == "MSEEvaluator" and "teacher" not in entry:
+            raise ConfigError(f"'{where}.teacher': MSEEvaluator needs a teacher (hub id or folder)")
+        if "teacher" in entry:
+            if kind != "MSEEvaluator":
+                raise ConfigError(f"'{where}.teacher': only MSEEvaluator takes a teacher")
+            checked["teacher"] = _path(entry["teacher"], f"{where}.teacher")
+        out.append(checked)
+    names = [entry["name"] for entry in out]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(
+            f"'eval.evaluators': names {repeated} repeat (a name defaults to the data file's "
+            "stem): give each evaluator its own 'name', the prefix of its metrics"
+        )
     return out
