@@ -52,32 +52,19 @@ K = 10
 
 
 def encoded(name: str) -> tuple[list[str], Any, Any]:
-    """(doc ids, document vectors, query vectors) of a dataset's test split, cached on disk."""
-    from sparsearch import SparseVectors
+    """(doc ids, document vectors, query vectors) of a dataset's test split (documents cached)."""
     from sparsearch.eval import load_beir
-    from sparsearch.hybrid.cache import cache_key, cached_sparse, model_fingerprint
+    from sparsearch.hybrid import encode_corpus
     from sparsearch.models import SparseEncoder
 
     ds = load_beir(SHARED / "data" / name, "test")
     texts = ds.doc_texts()
     doc_ids = list(texts)
     model = SparseEncoder(MODEL)
-    fingerprint = model_fingerprint(model)
-    doc_texts = [texts[d] for d in doc_ids]
-    query_texts = list(ds.queries.values())
-    docs = cached_sparse(
-        None,
-        cache_key(fingerprint, doc_texts, {"side": "document"}),
-        lambda: model.encode_document(doc_texts, batch_size=32, show_progress_bar=True),
-    )
-    queries = cached_sparse(
-        None,
-        cache_key(fingerprint, query_texts, {"side": "query"}),
-        lambda: model.encode_query(query_texts, batch_size=32),
-    )
-    vocab = model.vocab
-    docs = SparseVectors(docs.indptr, docs.indices, docs.values, docs.dim, vocab)
-    queries = SparseVectors(queries.indptr, queries.indices, queries.values, queries.dim, vocab)
+    docs = encode_corpus(
+        model, [texts[d] for d in doc_ids], batch_size=32, show_progress_bar=True
+    )  # cached on disk by model fingerprint, settings and texts
+    queries = model.encode_query(list(ds.queries.values()), batch_size=32)
     return doc_ids, docs, queries
 
 

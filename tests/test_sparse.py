@@ -160,3 +160,14 @@ def test_load_npz_names_a_missing_truncated_or_foreign_file(tmp_path):
         with pytest.raises(InvalidInputError, match=reason) as caught:
             load_npz(tmp_path / name)
         assert name in str(caught.value)
+
+
+def test_vocab_hash_remembers_tuples_only():
+    from sparsearch.sparse import vocab_hash
+
+    tokens = ["a", "b"]
+    before = vocab_hash(tokens)
+    tokens[1] = "c"  # a list can change after it was hashed: never remembered
+    assert vocab_hash(tokens) == vocab_hash(("a", "c")) != before
+    frozen = ("a", "b")
+    assert vocab_hash(frozen) == vocab_hash(frozen) == before

@@ -43,7 +43,7 @@ def _payload(i: int, doc_id: str, title: str) -> dict:
 
 @pytest.fixture(scope="session")
 def scifact_encoded(shared_data: Path) -> Encoded:
-    from sparsearch.hybrid.cache import cache_key, cached_sparse, model_fingerprint
+    from sparsearch.hybrid import encode_corpus
     from sparsearch.models import SparseEncoder
 
     ds = load_beir(shared_data / "scifact", "test")
@@ -51,22 +51,8 @@ def scifact_encoded(shared_data: Path) -> Encoded:
     doc_ids = list(texts)
     query_ids = list(ds.queries)
     model = SparseEncoder(real_model(MODEL))
-    fingerprint = model_fingerprint(model)
-    doc_texts = [texts[d] for d in doc_ids]
-    query_texts = [ds.queries[q] for q in query_ids]
-    docs = cached_sparse(
-        None,
-        cache_key(fingerprint, doc_texts, {"side": "document"}),
-        lambda: model.encode_document(doc_texts, batch_size=32),
-    )
-    queries = cached_sparse(
-        None,
-        cache_key(fingerprint, query_texts, {"side": "query"}),
-        lambda: model.encode_query(query_texts, batch_size=32),
-    )
-    vocab = model.vocab
-    docs = SparseVectors(docs.indptr, docs.indices, docs.values, docs.dim, vocab)
-    queries = SparseVectors(queries.indptr, queries.indices, queries.values, queries.dim, vocab)
+    docs = encode_corpus(model, [texts[d] for d in doc_ids], batch_size=32)  # cached on disk
+    queries = model.encode_query([ds.queries[q] for q in query_ids], batch_size=32)
     payloads = [_payload(i, d, ds.corpus[d]["title"]) for i, d in enumerate(doc_ids)]
     return Encoded(doc_ids, docs, payloads, query_ids, queries)
 

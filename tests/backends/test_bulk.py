@@ -124,3 +124,11 @@ def test_bad_bulk_uris_and_options(tmp_path):
         open_target(f"bulk:{tmp_path}/x.ndjson?shards=2")
     with pytest.raises(InvalidInputError, match="flavor"):
         BulkWriter(tmp_path / "x.ndjson", flavor="solr")
+
+
+def test_an_existing_mapping_file_is_not_overwritten_either(tmp_path):
+    (tmp_path / "x.mapping.json").write_text("mine")
+    with pytest.raises(InvalidInputError, match="x.mapping.json exists"):
+        BulkWriter(tmp_path / "x.ndjson")
+    assert (tmp_path / "x.mapping.json").read_text() == "mine"
+    BulkWriter(tmp_path / "x.ndjson", overwrite=True)  # asked for: allowed

@@ -134,3 +134,16 @@ def test_attach_into_a_durable_index_commits_its_logged_writes_too(parts, tmp_pa
     assert reopened.ids() == ["logged", *[i for i in oracle.ids() if i.startswith("p2-")]]
     manifest = storage.read_manifest(tmp_path / "all")
     assert manifest["counts"]["documents"] == 31  # committed, not only in the log
+
+
+def test_the_first_documents_fix_the_vocabulary_as_add_does(tmp_path):
+    plain, named = SparseIndex(tmp_path / "plain"), SparseIndex(tmp_path / "named")
+    plain.add(["p"], SparseVectors.from_dicts([{0: 1.0}], dim=DIM))
+    named.add(["n"], SparseVectors.from_dicts([{0: 1.0}], dim=DIM, vocab=VOCAB))
+    plain.save()
+    named.save()
+    attached, added = SparseIndex(), SparseIndex()
+    attached.attach([tmp_path / "plain", tmp_path / "named"])
+    added.add(["p"], SparseVectors.from_dicts([{0: 1.0}], dim=DIM))
+    added.add(["n"], SparseVectors.from_dicts([{0: 1.0}], dim=DIM, vocab=VOCAB))
+    assert attached.vocab is added.vocab is None

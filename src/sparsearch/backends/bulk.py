@@ -62,7 +62,7 @@ class BulkWriter(Target):
         self.overwrite = overwrite
         self.path = destination(path, overwrite)
         stem = self.path.name.removesuffix(".ndjson")
-        self.mapping_path = self.path.with_name(stem + ".mapping.json")
+        self.mapping_path = destination(self.path.with_name(stem + ".mapping.json"), overwrite)
         self.flavor = flavor
         self.index = index or stem
         self.field = check_field_name(field)
@@ -96,6 +96,7 @@ class BulkWriter(Target):
         self._out.close()
         self._out = None
         destination(self.path, self.overwrite)
+        destination(self.mapping_path, self.overwrite)
         mapping_tmp = temp_sibling(self.mapping_path)
         with open(mapping_tmp, "x", encoding="utf-8") as out:
             json.dump(self._mapping, out, ensure_ascii=False, indent=2)

@@ -153,15 +153,18 @@ class MilvusBackend(Backend):
             self._pk_int = None
             self.recreate = False
         self._list_fields |= {name for name, kinds in fields.items() if _holds_lists(kinds)}
+        space = vocab_hash(vocab)
         if self._exists():
-            self._check_space(dim, vocab_hash(vocab))
-        self._dim, self._vocab = dim, vocab_hash(vocab)
+            self._check_space(dim, space)
+        self._dim, self._vocab = dim, space
 
     def write(self, ids: list[DocId], vectors: SparseVectors, payloads: list[Payload]) -> None:
         if self._dim is None and not self._exists():
             raise InvalidInputError("call begin(dim, vocab, fields) before the first write")
         self._check_space(vectors.dim, vectors.vocab_hash())
         _check_weights(vectors, "document")
+        if not ids:  # no id to tell the key kind by, nothing to write
+            return
         pk_int = _id_kind(ids)
         if self._pk_int is None and not self._exists():
             self._create(pk_int)

@@ -41,6 +41,7 @@ EXTRAS = {
     "opensearch": "opensearch",
     "elasticsearch": "elasticsearch",
     "ciff": "ciff",
+    "anserini": "ciff",  # shares CIFF's quantisation module, which loads protobuf
 }
 """Scheme -> the pip extra that installs its client (``pip install 'sparsearch[qdrant]'``)."""
 

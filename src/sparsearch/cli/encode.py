@@ -67,7 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--build-segments",
         action="store_true",
         help="with --ray: workers also index their shards, so loading them into an index "
-        "attaches the segments instead of indexing again",
+        "attaches the segments instead of indexing again (keep the shard count within the "
+        "index's max_segments, 16 by default, or the smallest are rebuilt)",
     )
     parser.set_defaults(func=run)
 

@@ -97,7 +97,9 @@ def encode_corpus(
     the input's id, text and title columns; ``payload_fields`` are copied into each payload and
     ``with_text`` stores the encoded text. ``build_segments``: each worker also indexes its
     shard (a saved ``SparseIndex`` of one segment beside it), so :func:`ingest` into an index
-    only attaches them (:meth:`SparseIndex.attach`) instead of indexing on the driver. Running it
+    only attaches them (:meth:`SparseIndex.attach`) instead of indexing on the driver; keep the
+    shard count within the index's ``max_segments`` (16 by default; raise ``shard_size`` or
+    ``max_segments``), else the smallest attached segments are merged, i.e. rebuilt. Running it
     again on the same ``out_dir`` resumes.
     """
     _check_counts(workers, threads_per_worker, batch_size, shard_size, max_seq_length)
@@ -117,8 +119,10 @@ def encode_corpus(
     from sparsearch.hybrid.cache import model_fingerprint
 
     identity, plan = plan_input(spec, shard_size)
+    local_model = Path(model).expanduser()
     job = Manifest(
-        model=str(model),
+        # workers on other machines or in other folders load it: a local folder goes absolute
+        model=str(local_model.resolve()) if local_model.exists() else str(model),
         fingerprint=model_fingerprint(encoder),
         dim=int(encoder.dim),
         vocab=list(encoder.vocab) if encoder.vocab is not None else None,
@@ -134,7 +138,7 @@ def encode_corpus(
         shard_size=shard_size,
         shards=plan,
     )
-    folder = Path(out_dir)
+    folder = Path(out_dir).resolve()  # the workers' working folder may differ
     manifest = _prepare(folder, job)
     todo = [shard.number for shard in plan if not _written(folder, shard, manifest)]
     started = time.perf_counter()

@@ -104,7 +104,8 @@ def attach(snap: Snapshot, sources: Sequence[Snapshot], max_segments: int) -> Sn
     """``snap`` with the segments of ``sources`` (other indexes' states) appended as they are,
     without rebuilding them: their documents come after ``snap``'s in insertion order, source by
     source. Refused, with nothing changed, when a source's dimension or vocabulary differs or an
-    id would be held twice."""
+    id would be held twice. More than ``max_segments`` segments afterwards merges the smallest,
+    which rebuilds them: attach at most that many segments to keep them as built."""
     dim, vocab, vocab_hash = snap.dim, snap.vocab, snap.vocab_hash
     segments = list(snap.segments)
     next_seq, number = snap.next_seq, snap.next_number
@@ -118,7 +119,7 @@ def attach(snap: Snapshot, sources: Sequence[Snapshot], max_segments: int) -> Sn
             raise VocabularyMismatchError("an index made with another vocabulary than this one's")
         if dim is None:
             dim = source.dim
-        if vocab is None and snap.next_seq == 0 and source.vocab is not None:
+        if vocab is None and next_seq == 0 and source.vocab is not None:
             vocab, vocab_hash = source.vocab, source.vocab_hash
         ids.extend(source.ordered_ids())
         for seg in source.segments:
