@@ -1,15 +1,56 @@
 """Fixtures for the training tests: hand-written (query, positive, negative) rows for the tiny
-random model, and the real splade-tiny (loaded once per session, copied per test)."""
+random model, and the real splade-tiny (loaded once per session, copied per test); helpers that
+build short training runs."""
 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
+from torch import nn
 
 from tests.conftest import TINY_DOCS, TINY_QUERIES, real_model
 
 SPLADE = "rasyosef/splade-tiny"
+
+
+def training_args(tmp_path: Path, **kwargs: Any):
+    """4 CPU steps of batch 4, logged every step, checkpointed every 2, into tmp_path/out."""
+    from sparsearch.train import SparseEncoderTrainingArguments
+
+    base: dict[str, Any] = dict(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=4,
+        max_steps=4,
+        logging_steps=1,
+        learning_rate=5e-5,
+        use_cpu=True,
+        seed=3,
+        save_steps=2,
+    )
+    base.update(kwargs)
+    return SparseEncoderTrainingArguments(**base)
+
+
+def splade_loss(model: nn.Module, **kwargs: Any):
+    """SpladeLoss over in-batch negatives, with both regularisers on; kwargs go to SpladeLoss."""
+    from sparsearch.train import SparseMultipleNegativesRankingLoss, SpladeLoss
+
+    return SpladeLoss(
+        model,
+        SparseMultipleNegativesRankingLoss(model),
+        document_regularizer_weight=3e-3,
+        query_regularizer_weight=5e-3,
+        **kwargs,
+    )
+
+
+def state_snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of every weight and buffer of ``model``."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 @pytest.fixture(scope="session")

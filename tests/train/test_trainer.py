@@ -9,94 +9,63 @@ import torch
 from datasets import Dataset
 
 from sparsearch.errors import ConfigError
-from sparsearch.train import (
-    SparseEncoderTrainer,
-    SparseEncoderTrainingArguments,
-    SparseMarginMSELoss,
-    SparseMultipleNegativesRankingLoss,
-    SpladeLoss,
-)
-
-
-def _args(tmp_path, **kwargs):
-    base = dict(
-        output_dir=str(tmp_path / "out"),
-        per_device_train_batch_size=4,
-        max_steps=4,
-        logging_steps=1,
-        learning_rate=5e-5,
-        use_cpu=True,
-        seed=3,
-        save_steps=2,
-    )
-    base.update(kwargs)
-    return SparseEncoderTrainingArguments(**base)
-
-
-def _splade(model):
-    return SpladeLoss(
-        model,
-        SparseMultipleNegativesRankingLoss(model),
-        document_regularizer_weight=3e-3,
-        query_regularizer_weight=5e-3,
-    )
+from sparsearch.train import SparseEncoderTrainer, SparseMarginMSELoss
+from tests.train.conftest import splade_loss, state_snapshot, training_args
 
 
 def test_router_model_without_router_mapping_is_refused(tmp_path, tiny_inference_free, tiny_pairs):
-    loss = _splade(tiny_inference_free)
+    loss = splade_loss(tiny_inference_free)
     with pytest.raises(ConfigError, match="router_mapping"):
-        SparseEncoderTrainer(tiny_inference_free, _args(tmp_path), tiny_pairs, loss)
+        SparseEncoderTrainer(tiny_inference_free, training_args(tmp_path), tiny_pairs, loss)
 
 
 def test_router_mapping_with_unknown_column_is_refused(tmp_path, tiny_inference_free, tiny_pairs):
-    args = _args(tmp_path, router_mapping={"question": "query", "positive": "document"})
+    args = training_args(tmp_path, router_mapping={"question": "query", "positive": "document"})
     with pytest.raises(ConfigError, match="'question'"):
-        SparseEncoderTrainer(tiny_inference_free, args, tiny_pairs, _splade(tiny_inference_free))
+        SparseEncoderTrainer(
+            tiny_inference_free, args, tiny_pairs, splade_loss(tiny_inference_free)
+        )
 
 
 def test_loss_that_does_not_fit_the_columns_is_refused(tmp_path, tiny_splade, tiny_pairs):
     two_columns = tiny_pairs.remove_columns("negative_1")
     with pytest.raises(ConfigError, match="MarginMSE.*3\\+ text columns"):
         SparseEncoderTrainer(
-            tiny_splade, _args(tmp_path), two_columns, SparseMarginMSELoss(tiny_splade)
+            tiny_splade, training_args(tmp_path), two_columns, SparseMarginMSELoss(tiny_splade)
         )
     with pytest.raises(ConfigError, match="needs a 'label' or 'score' column"):
         SparseEncoderTrainer(
-            tiny_splade, _args(tmp_path), tiny_pairs, SparseMarginMSELoss(tiny_splade)
+            tiny_splade, training_args(tmp_path), tiny_pairs, SparseMarginMSELoss(tiny_splade)
         )
 
 
 def test_learning_rate_pattern_matching_nothing_is_refused(tmp_path, tiny_splade, tiny_pairs):
-    args = _args(tmp_path, learning_rate_mapping={r"no_such_param": 1e-3})
+    args = training_args(tmp_path, learning_rate_mapping={r"no_such_param": 1e-3})
     with pytest.raises(ConfigError, match="matches no parameter"):
-        SparseEncoderTrainer(tiny_splade, args, tiny_pairs, _splade(tiny_splade))
+        SparseEncoderTrainer(tiny_splade, args, tiny_pairs, splade_loss(tiny_splade))
 
 
 def test_bad_sampler_name_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="batch_sampler"):
-        _args(tmp_path, batch_sampler="sequential")
+        training_args(tmp_path, batch_sampler="sequential")
 
 
 def test_learning_rate_mapping_gives_static_weights_their_own_rate(
     tmp_path, tiny_inference_free, tiny_pairs
 ):
-    args = _args(
+    args = training_args(
         tmp_path,
         router_mapping={"query": "query", "positive": "document", "negative_1": "document"},
         learning_rate_mapping={r"sub_modules\.query\.0\.weight": 1e-3},
     )
     trainer = SparseEncoderTrainer(
-        tiny_inference_free, args, tiny_pairs, _splade(tiny_inference_free)
+        tiny_inference_free, args, tiny_pairs, splade_loss(tiny_inference_free)
     )
     optimizer = trainer.create_optimizer()
     static = dict(tiny_inference_free.named_parameters())["0.sub_modules.query.0.weight"]
     rates = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
     assert rates[id(static)] == 1e-3
     assert {r for pid, r in rates.items() if pid != id(static)} == {5e-5}
-
-
-def _weights(model):
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def test_training_logs_active_dims_saves_a_card_and_resumes_identically(
@@ -114,19 +83,19 @@ def test_training_logs_active_dims_saves_a_card_and_resumes_identically(
         return {"ndcg@10": 0.5 + len(calls) / 100}
 
     model = fresh()
-    before = _weights(model)
-    args = _args(tmp_path, eval_strategy="steps", eval_steps=4)
+    before = state_snapshot(model)
+    args = training_args(tmp_path, eval_strategy="steps", eval_steps=4)
     trainer = SparseEncoderTrainer(
         model,
         args,
         tiny_pairs,
-        _splade(model),
+        splade_loss(model),
         evaluator=evaluator,
         model_card_data={"base_model": "tiny-random-bert"},
     )
     trainer.train()
     trainer.save_model(str(tmp_path / "final"))
-    full = _weights(model)
+    full = state_snapshot(model)
     assert any(not torch.equal(before[k], full[k]) for k in full)
     logs = [h for h in trainer.state.log_history if "loss" in h]
     assert len(logs) == 4
@@ -144,19 +113,19 @@ def test_training_logs_active_dims_saves_a_card_and_resumes_identically(
 
     # An interrupted run resumed from its step-2 checkpoint ends with the same weights.
     model2 = fresh()
-    args2 = _args(tmp_path, output_dir=str(tmp_path / "resumed"))
-    resumed = SparseEncoderTrainer(model2, args2, tiny_pairs, _splade(model2))
+    args2 = training_args(tmp_path, output_dir=str(tmp_path / "resumed"))
+    resumed = SparseEncoderTrainer(model2, args2, tiny_pairs, splade_loss(model2))
     resumed.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-2"))
     assert resumed.state.global_step == 4
-    for key, value in _weights(model2).items():
+    for key, value in state_snapshot(model2).items():
         torch.testing.assert_close(value, full[key], rtol=1e-5, atol=1e-6)
 
 
 def test_two_datasets_with_their_own_losses_round_robin(tmp_path, tiny_splade, tiny_pairs):
     margins = tiny_pairs.add_column("label", [1.0] * len(tiny_pairs))
     datasets = {"pairs": tiny_pairs, "distill": margins}
-    losses = {"pairs": _splade(tiny_splade), "distill": SparseMarginMSELoss(tiny_splade)}
-    args = _args(
+    losses = {"pairs": splade_loss(tiny_splade), "distill": SparseMarginMSELoss(tiny_splade)}
+    args = training_args(
         tmp_path, max_steps=2, multi_dataset_batch_sampler="round_robin", save_strategy="no"
     )
     trainer = SparseEncoderTrainer(tiny_splade, args, datasets, losses)

@@ -12,7 +12,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
 
@@ -204,30 +204,51 @@ class SparseEncoder(torch.nn.Sequential):
         autocast = _autocast(precision, device)
         if not texts:
             return SparseVectors.empty(self.dim, self.vocab)
+        parts, order = [], []
+        batches = self.iter_batches(
+            texts, batch_size, task=task, show_progress_bar=show_progress_bar
+        )
+        for rows, features in batches:
+            with torch.inference_mode(), autocast:
+                dense = self(features, task=task, max_active_dims=k)["sentence_embedding"]
+            vectors = _dense_to_vectors(dense, self.vocab)
+            parts.append(vectors.top_k_per_row(k) if k is not None else vectors)
+            order.append(rows)
+        return SparseVectors.concat(parts)[np.argsort(np.concatenate(order))]
+
+    def iter_batches(
+        self,
+        texts: Sequence[str],
+        batch_size: int,
+        *,
+        task: str | None = None,
+        show_progress_bar: bool | None = None,
+        desc: str = "Encoding",
+    ) -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
+        """``(positions, features)`` of ``texts`` tokenized ``batch_size`` at a time, longest
+        first, on the model's device; the model is in eval mode until the iteration ends."""
         order = np.argsort([-len(t) for t in texts], kind="stable")
+        device = next(self.parameters()).device
         was_training = self.training
         self.eval()
-        parts = []
         try:
             for start in tqdm(
                 range(0, len(texts), batch_size),
-                desc="Encoding",
+                desc=desc,
                 unit="batch",
                 disable=not show_progress_bar,
             ):
-                batch = [texts[i] for i in order[start : start + batch_size]]
-                features = self.tokenize(batch, task=task)
-                features = {
-                    key: v.to(device) if isinstance(v, torch.Tensor) else v
-                    for key, v in features.items()
-                }
-                with torch.inference_mode(), autocast:
-                    dense = self(features, task=task, max_active_dims=k)["sentence_embedding"]
-                vectors = _dense_to_vectors(dense, self.vocab)
-                parts.append(vectors.top_k_per_row(k) if k is not None else vectors)
+                rows = order[start : start + batch_size]
+                features = self.tokenize([texts[i] for i in rows], task=task)
+                yield (
+                    rows,
+                    {
+                        key: v.to(device) if isinstance(v, torch.Tensor) else v
+                        for key, v in features.items()
+                    },
+                )
         finally:
             self.train(was_training)
-        return SparseVectors.concat(parts)[np.argsort(order)]
 
     def encode_query(
         self,

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from sparsearch.train.args import SparseEncoderTrainingArguments
+from sparsearch.train.autoencoder_fit import (
+    AutoencoderFitSettings,
+    backbone_embeddings,
+    fit_autoencoder,
+    fit_autoencoder_embeddings,
+)
 from sparsearch.train.config import load_config, train_from_config
 from sparsearch.train.losses import (
     CSRLoss,
@@ -19,6 +25,7 @@ from sparsearch.train.losses import (
 from sparsearch.train.trainer import SparseEncoderTrainer
 
 __all__ = [
+    "AutoencoderFitSettings",
     "CSRLoss",
     "FlopsLoss",
     "SparseAnglELoss",
@@ -31,6 +38,9 @@ __all__ = [
     "SparseMarginMSELoss",
     "SparseMultipleNegativesRankingLoss",
     "SpladeLoss",
+    "backbone_embeddings",
+    "fit_autoencoder",
+    "fit_autoencoder_embeddings",
     "load_config",
     "train_from_config",
 ]
