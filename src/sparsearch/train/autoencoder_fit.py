@@ -59,7 +59,6 @@ def _check_texts(name: str, texts: Sequence[str]) -> list[str]:
     return list(texts)
 
 
-@torch.no_grad()
 def backbone_embeddings(
     model: SparseEncoder,
     texts: Sequence[str],
