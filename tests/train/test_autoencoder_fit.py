@@ -122,6 +122,12 @@ def test_codes_of_cached_embeddings_are_what_encode_outputs(tiny_csr):
     assert (tiny_csr.encode(DOCS, max_active_dims=2).active_dims() == 2).all()
 
 
+@pytest.mark.parametrize("batch_size", [0, True, 2.5])
+def test_backbone_embeddings_refuses_a_bad_batch_size(tiny_csr, batch_size):
+    with pytest.raises(InvalidInputError, match="batch_size must be a positive integer"):
+        backbone_embeddings(tiny_csr, DOCS, batch_size=batch_size)
+
+
 def test_a_fitted_model_saves_and_loads(tiny_csr, tmp_path):
     fit_autoencoder(tiny_csr, DOCS, PAIRS, AutoencoderFitSettings(epochs=2, batch_size=8))
     tiny_csr.save(tmp_path / "csr")

@@ -73,6 +73,10 @@ def test_example_config_builds_and_passes_the_checks(tmp_path, capsys, monkeypat
             {"args": {"max_steps": 2, "use_cpu": True, "learning_rate_mapping": {"nope": 1e-3}}},
             "matches no parameter",
         ),
+        (
+            {"args": {"max_steps": 2, "use_cpu": True, "frozen_parameters": ["nope"]}},
+            "frozen_parameters pattern 'nope' matches no parameter",
+        ),
         ({"resume": True}, "holds no checkpoint"),
     ],
 )

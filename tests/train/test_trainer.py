@@ -45,6 +45,38 @@ def test_learning_rate_pattern_matching_nothing_is_refused(tmp_path, tiny_splade
         SparseEncoderTrainer(tiny_splade, args, tiny_pairs, splade_loss(tiny_splade))
 
 
+def test_frozen_parameters_pattern_matching_nothing_or_everything_is_refused(
+    tmp_path, tiny_splade, tiny_pairs
+):
+    for patterns, message in (([r"no_such_param"], "matches no parameter"), ([r"."], "nothing")):
+        args = training_args(tmp_path, frozen_parameters=patterns)
+        with pytest.raises(ConfigError, match=message):
+            SparseEncoderTrainer(tiny_splade, args, tiny_pairs, splade_loss(tiny_splade))
+    with pytest.raises(ConfigError, match="list of regexes"):
+        training_args(tmp_path, frozen_parameters=r"sub_modules")
+
+
+def test_frozen_document_route_trains_only_the_static_query_weights(
+    tmp_path, tiny_inference_free, tiny_pairs
+):
+    args = training_args(
+        tmp_path,
+        router_mapping={"query": "query", "positive": "document", "negative_1": "document"},
+        learning_rate_mapping={r"sub_modules\.query\.0\.weight": 1e-1},
+        frozen_parameters=[r"sub_modules\.document\."],
+    )
+    before = state_snapshot(tiny_inference_free)
+    trainer = SparseEncoderTrainer(
+        tiny_inference_free, args, tiny_pairs, splade_loss(tiny_inference_free)
+    )
+    trainer.train()
+    after = tiny_inference_free.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved == {"0.sub_modules.query.0.weight"}
+    optimised = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert optimised == {id(tiny_inference_free[0].sub_modules["query"][0].weight)}
+
+
 def test_bad_sampler_name_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="batch_sampler"):
         training_args(tmp_path, batch_sampler="sequential")

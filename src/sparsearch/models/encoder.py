@@ -227,6 +227,7 @@ class SparseEncoder(torch.nn.Sequential):
     ) -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
         """``(positions, features)`` of ``texts`` tokenized ``batch_size`` at a time, longest
         first, on the model's device; the model is in eval mode until the iteration ends."""
+        batch_size = _positive_int("batch_size", batch_size)
         order = np.argsort([-len(t) for t in texts], kind="stable")
         device = next(self.parameters()).device
         was_training = self.training

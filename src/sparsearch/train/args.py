@@ -20,6 +20,9 @@ class SparseEncoderTrainingArguments(TrainingArguments):
     router_mapping: dataset column → route ("query" / "document"), for router (inference-free)
         models; {dataset name: {column: route}} when training on several datasets.
     learning_rate_mapping: parameter-name regex → learning rate, e.g. {r"SparseStaticEmbedding": 1e-3}.
+    frozen_parameters: parameter-name regexes whose parameters do not train (``requires_grad`` is
+        turned off on the model), e.g. ["sub_modules.document."] to train only the static
+        query weights of an inference-free model.
     batch_sampler: "no_duplicates" (no text twice in a batch: safe in-batch negatives) or "random".
     multi_dataset_batch_sampler: "round_robin" (one batch per dataset in turn, until the smallest
         is exhausted) or "proportional" (every batch of every dataset, in random order).
@@ -27,6 +30,7 @@ class SparseEncoderTrainingArguments(TrainingArguments):
 
     router_mapping: dict = field(default_factory=dict)
     learning_rate_mapping: dict = field(default_factory=dict)
+    frozen_parameters: list = field(default_factory=list)
     batch_sampler: str = "no_duplicates"
     multi_dataset_batch_sampler: str = "proportional"
     remove_unused_columns: bool = False
@@ -48,3 +52,9 @@ class SparseEncoderTrainingArguments(TrainingArguments):
                 raise ConfigError(
                     f"learning_rate_mapping[{pattern!r}] must be a positive number, got {rate!r}"
                 )
+        if isinstance(self.frozen_parameters, str) or not all(
+            isinstance(p, str) for p in self.frozen_parameters
+        ):
+            raise ConfigError(
+                f"frozen_parameters must be a list of regexes, got {self.frozen_parameters!r}"
+            )

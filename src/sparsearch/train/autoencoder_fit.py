@@ -74,8 +74,6 @@ def backbone_embeddings(
     """
     head = autoencoder_head(model)
     texts = _check_texts("texts", texts)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
     out = np.zeros((len(texts), head.input_dim), dtype=np.float32)
     batches = model.iter_batches(
         texts, batch_size, task=task, show_progress_bar=show_progress_bar, desc="Backbone"

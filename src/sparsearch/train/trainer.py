@@ -63,8 +63,9 @@ class SparseEncoderTrainer(Trainer):
 
     Dataset columns, in order, are the loss's inputs; a `label` or `score` column holds the labels.
     Every configuration problem (unknown column, a router model without `router_mapping`, a loss
-    that does not fit the columns, a `learning_rate_mapping` pattern that matches nothing) raises
-    `ConfigError` here, before any compute starts.
+    that does not fit the columns, a `learning_rate_mapping` or `frozen_parameters` pattern that
+    matches nothing) raises `ConfigError` here, before any compute starts. Parameters matching
+    `frozen_parameters` get ``requires_grad = False`` on the model, and stay so after training.
 
     Example::
 
@@ -104,6 +105,9 @@ class SparseEncoderTrainer(Trainer):
         self.evaluator = evaluator
         self.model_card_data = dict(model_card_data or {})
         _validate(model, args, datasets, losses, self.router_mapping, evaluator)
+        for name, param in model.named_parameters():
+            if any(re.search(pattern, name) for pattern in args.frozen_parameters):
+                param.requires_grad_(False)
         self.loss_modules = nn.ModuleList(list({id(v): v for v in losses.values()}.values()))
         splade = [m for m in self.loss_modules if isinstance(m, SpladeLoss)]
         callbacks = list(callbacks or []) + ([_RegularizerWarmup(splade)] if splade else [])
@@ -319,10 +323,16 @@ def _validate(
         except ConfigError as err:
             raise ConfigError(f"dataset {name!r} (columns {columns}): {err}") from None
     names = [n for n, _ in model.named_parameters()]
-    for pattern in args.learning_rate_mapping:
-        if not any(re.search(pattern, n) for n in names):
-            raise ConfigError(
-                f"learning_rate_mapping pattern {pattern!r} matches no parameter of the model"
-            )
+    for key, patterns in (
+        ("learning_rate_mapping", list(args.learning_rate_mapping)),
+        ("frozen_parameters", args.frozen_parameters),
+    ):
+        for pattern in patterns:
+            if not any(re.search(pattern, n) for n in names):
+                raise ConfigError(f"{key} pattern {pattern!r} matches no parameter of the model")
+    if names and all(
+        any(re.search(pattern, n) for pattern in args.frozen_parameters) for n in names
+    ):
+        raise ConfigError("frozen_parameters freezes every parameter of the model: nothing trains")
     if args.eval_strategy != "no" and evaluator is None:
         raise ConfigError(f"eval_strategy is {args.eval_strategy!r} but no evaluator was given")
