@@ -45,6 +45,17 @@ def test_learning_rate_pattern_matching_nothing_is_refused(tmp_path, tiny_splade
         SparseEncoderTrainer(tiny_splade, args, tiny_pairs, splade_loss(tiny_splade))
 
 
+def inference_free_trainer(tmp_path, model, pairs, static_rate: float, **kwargs):
+    """A trainer for the tiny inference-free model, its static query weights at `static_rate`."""
+    args = training_args(
+        tmp_path,
+        router_mapping={"query": "query", "positive": "document", "negative_1": "document"},
+        learning_rate_mapping={r"sub_modules\.query\.0\.weight": static_rate},
+        **kwargs,
+    )
+    return SparseEncoderTrainer(model, args, pairs, splade_loss(model))
+
+
 def test_frozen_parameters_pattern_matching_nothing_or_everything_is_refused(
     tmp_path, tiny_splade, tiny_pairs
 ):
@@ -59,15 +70,13 @@ def test_frozen_parameters_pattern_matching_nothing_or_everything_is_refused(
 def test_frozen_document_route_trains_only_the_static_query_weights(
     tmp_path, tiny_inference_free, tiny_pairs
 ):
-    args = training_args(
-        tmp_path,
-        router_mapping={"query": "query", "positive": "document", "negative_1": "document"},
-        learning_rate_mapping={r"sub_modules\.query\.0\.weight": 1e-1},
-        frozen_parameters=[r"sub_modules\.document\."],
-    )
     before = state_snapshot(tiny_inference_free)
-    trainer = SparseEncoderTrainer(
-        tiny_inference_free, args, tiny_pairs, splade_loss(tiny_inference_free)
+    trainer = inference_free_trainer(
+        tmp_path,
+        tiny_inference_free,
+        tiny_pairs,
+        1e-1,
+        frozen_parameters=[r"sub_modules\.document\."],
     )
     trainer.train()
     after = tiny_inference_free.state_dict()
@@ -85,14 +94,7 @@ def test_bad_sampler_name_is_refused(tmp_path):
 def test_learning_rate_mapping_gives_static_weights_their_own_rate(
     tmp_path, tiny_inference_free, tiny_pairs
 ):
-    args = training_args(
-        tmp_path,
-        router_mapping={"query": "query", "positive": "document", "negative_1": "document"},
-        learning_rate_mapping={r"sub_modules\.query\.0\.weight": 1e-3},
-    )
-    trainer = SparseEncoderTrainer(
-        tiny_inference_free, args, tiny_pairs, splade_loss(tiny_inference_free)
-    )
+    trainer = inference_free_trainer(tmp_path, tiny_inference_free, tiny_pairs, 1e-3)
     optimizer = trainer.create_optimizer()
     static = dict(tiny_inference_free.named_parameters())["0.sub_modules.query.0.weight"]
     rates = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
