@@ -157,11 +157,11 @@ def capped_evaluation(name, model, final, before: dict, after: dict) -> dict | N
         return None
     model.max_active_dims = cap
     try:
-        after = final(model)
+        capped = final(model)
     finally:
         model.max_active_dims = None
-    print(f"[{name}] after, documents cut to {cap} dims: {json.dumps(after)}", flush=True)
-    return {"cap": cap, "after": after}
+    print(f"[{name}] after, documents cut to {cap} dims: {json.dumps(capped)}", flush=True)
+    return {"cap": cap, "after": capped}
 
 
 def training_rows(splits: Splits, negatives: bool = True):
@@ -551,15 +551,17 @@ def main() -> int:
 def save_run(results_path: Path, name: str, run: str, result: dict) -> None:
     """Write `result` into the results JSON (read again just before: runs of other processes may
     have finished meanwhile) and redo the markdown. A run with documents cut to the cap is also
-    written as its own row, ``<run>_top<cap>``."""
+    written as its own row, ``<run>_top<cap>`` (with the provenance of the process that cut it,
+    when that was a later ``--capped`` one)."""
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     results[run] = result
     if result.get("capped"):
-        cap = result["capped"]["cap"]
-        rest = {k: v for k, v in result.items() if k != "capped"}
-        results[f"{run}_top{cap}"] = rest | {
-            "after": result["capped"]["after"],
-            "document_cap": cap,
+        capped = result["capped"]
+        trained = {k: v for k, v in result.items() if k != "capped"}
+        results[f"{run}_top{capped['cap']}"] = trained | {
+            "after": capped["after"],
+            "document_cap": capped["cap"],
+            "provenance": capped.get("provenance", result["provenance"]),
         }
     results_path.write_text(json.dumps(results, indent=2))
     write_markdown(results, name)

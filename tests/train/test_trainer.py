@@ -63,8 +63,9 @@ def test_frozen_parameters_pattern_matching_nothing_or_everything_is_refused(
         args = training_args(tmp_path, frozen_parameters=patterns)
         with pytest.raises(ConfigError, match=message):
             SparseEncoderTrainer(tiny_splade, args, tiny_pairs, splade_loss(tiny_splade))
-    with pytest.raises(ConfigError, match="list of regexes"):
-        training_args(tmp_path, frozen_parameters=r"sub_modules")
+    for not_a_list in (r"sub_modules", 5, [3]):
+        with pytest.raises(ConfigError, match="list of regexes"):
+            training_args(tmp_path, frozen_parameters=not_a_list)
 
 
 def test_frozen_document_route_trains_only_the_static_query_weights(

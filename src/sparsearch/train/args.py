@@ -52,7 +52,7 @@ class SparseEncoderTrainingArguments(TrainingArguments):
                 raise ConfigError(
                     f"learning_rate_mapping[{pattern!r}] must be a positive number, got {rate!r}"
                 )
-        if isinstance(self.frozen_parameters, str) or not all(
+        if not isinstance(self.frozen_parameters, (list, tuple)) or not all(
             isinstance(p, str) for p in self.frozen_parameters
         ):
             raise ConfigError(

@@ -106,7 +106,7 @@ class SparseEncoderTrainer(Trainer):
         self.model_card_data = dict(model_card_data or {})
         _validate(model, args, datasets, losses, self.router_mapping, evaluator)
         for name, param in model.named_parameters():
-            if any(re.search(pattern, name) for pattern in args.frozen_parameters):
+            if _matches_any(args.frozen_parameters, name):
                 param.requires_grad_(False)
         self.loss_modules = nn.ModuleList(list({id(v): v for v in losses.values()}.values()))
         splade = [m for m in self.loss_modules if isinstance(m, SpladeLoss)]
@@ -277,6 +277,11 @@ def _per_dataset(
     return {name: dict(mapping) for name in datasets}
 
 
+def _matches_any(patterns: list[str], name: str) -> bool:
+    """Whether parameter `name` matches one of the regexes `patterns`."""
+    return any(re.search(pattern, name) for pattern in patterns)
+
+
 def _validate(
     model: nn.Module,
     args: SparseEncoderTrainingArguments,
@@ -330,9 +335,7 @@ def _validate(
         for pattern in patterns:
             if not any(re.search(pattern, n) for n in names):
                 raise ConfigError(f"{key} pattern {pattern!r} matches no parameter of the model")
-    if names and all(
-        any(re.search(pattern, n) for pattern in args.frozen_parameters) for n in names
-    ):
+    if names and all(_matches_any(args.frozen_parameters, n) for n in names):
         raise ConfigError("frozen_parameters freezes every parameter of the model: nothing trains")
     if args.eval_strategy != "no" and evaluator is None:
         raise ConfigError(f"eval_strategy is {args.eval_strategy!r} but no evaluator was given")
