@@ -55,7 +55,8 @@ class Engine:
     """One engine's adapter: build an index in ``path``, then answer queries.
 
     ``search_one`` answers one query (indices, values) with k ordinals; ``search_threads`` runs
-    all queries with 2 threads (the engine's own batch/threads API when it has one).
+    all queries with 2 threads through the engine's own batch/threads API when it has one, and
+    ``python_threads`` through 2 Python threads calling ``search_one`` (every engine).
     """
 
     variants: tuple[str, ...] = ()
@@ -75,7 +76,14 @@ class Engine:
     def search_threads(
         self, variant: str, queries: SparseVectors, threads: int
     ) -> tuple[np.ndarray, str]:
-        """Default: ``threads`` Python threads each calling search_one on its share."""
+        """The engine's own batch/threads API; default: :meth:`python_threads`."""
+        return self.python_threads(variant, queries, threads)
+
+    def python_threads(
+        self, variant: str, queries: SparseVectors, threads: int
+    ) -> tuple[np.ndarray, str]:
+        """``threads`` Python threads each calling search_one on its share: the one mechanism
+        every engine is measured with."""
 
         def run(rows: range) -> list[list[int]]:
             return [self.search_one(variant, *queries.row(i)) for i in rows]
