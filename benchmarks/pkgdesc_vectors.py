@@ -30,12 +30,13 @@ from sparsearch.sparse import SparseVectors, load_npz, save_npz
 MODEL = "rasyosef/splade-tiny"
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pkgdesc"
 CACHE = Path(os.environ.get("SPARSEARCH_BENCH_CACHE", Path.home() / ".cache" / "sparsearch-bench"))
+VECTORS = CACHE / "pkgdesc-splade-tiny"  # where the benchmarks read the vectors
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--out", type=Path, default=CACHE / "pkgdesc-splade-tiny")
+    parser.add_argument("--out", type=Path, default=VECTORS)
     parser.add_argument("--chunk", type=int, default=20_000, help="documents per resumable chunk")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32")

@@ -121,7 +121,7 @@ class QdrantEngine(Engine):
         config = q.EdgeConfig(
             sparse_vectors={"s": q.EdgeSparseVectorParams()},
             optimizers=q.EdgeOptimizersConfig(default_segment_number=1, max_segment_size=2**31 - 1),
-            max_search_threads=2,  # its own search threads (one query at a time uses 1)
+            max_search_threads=2,  # its search threads set to the threaded runs' 2, not left at 1
             wal_enabled=False,
         )
         shard = q.EdgeShard.create(str(self.path), config)
