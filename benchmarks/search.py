@@ -34,16 +34,18 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import search_data  # noqa: E402
+from pkgdesc_vectors import DATA as PKGDATA  # noqa: E402
 from pkgdesc_vectors import VECTORS as PKGDESC  # noqa: E402
 from provenance import provenance  # noqa: E402
 from search_peers import ADAPTERS, Engine, K, term_major, topk_rows  # noqa: E402
 
+from sparsearch.eval.beir import load_qrels  # noqa: E402
 from sparsearch.sparse import SparseVectors, load_npz, save_npz  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 WORK = search_data.CACHE / "work"
-ENGINES = ("scipy", "qdrant-edge", "pisa", "bmp", "seismic", "sparsearch")
+ENGINES = ("scipy", "qdrant-edge", "pisa", "bmp", "seismic", "sparsearch", "sparsearch-approx")
 EXACT = {"scipy", "qdrant-edge", "sparsearch"}
 # exact top-k, but of scores quantised to integers (PISA: weight x 100 truncated; BMP: 8-bit), so
 # their recall against the float scores is below 1
@@ -142,8 +144,26 @@ def _versions() -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------- worker
+def mrr_at_k(found: np.ndarray, relevant: np.ndarray) -> float:
+    """MRR@k of ``found`` (rows of ordinals) over the queries with a relevant document."""
+    wanted: dict[int, set[int]] = {}
+    for q, d in relevant.tolist():
+        wanted.setdefault(q, set()).add(d)
+    ranks = [
+        next((1 / (r + 1) for r, d in enumerate(found[q].tolist()) if d in docs), 0.0)
+        for q, docs in wanted.items()
+    ]
+    return float(np.mean(ranks)) if ranks else float("nan")
+
+
 def worker(
-    engine: str, docs_path: Path, queries_path: Path, truth_path: Path, out_path: Path, warmup: int
+    engine: str,
+    docs_path: Path,
+    queries_path: Path,
+    truth_path: Path,
+    out_path: Path,
+    warmup: int,
+    qrels_path: Path | None,
 ) -> None:
     """Build one engine and measure it; writes a JSON list of rows (one per variant)."""
     docs, _ = load_npz(docs_path)
@@ -197,6 +217,10 @@ def worker(
                 "recall@10_2threads": recall_at_k(found2, docs, queries, exact_scores),
             }
         )
+        if qrels_path is not None:
+            rows[-1]["mrr@10"] = mrr_at_k(found, np.load(qrels_path))
+        if getattr(adapter, "calibration", None) is not None:
+            rows[-1]["calibration"] = adapter.calibration
         print(
             f"[{variant}] build {build_s:.1f}s  mean {rows[-1]['mean_ms']:.3f} ms  "
             f"recall {rows[-1]['recall@10']:.4f}",
@@ -208,10 +232,16 @@ def worker(
 
 
 # ----------------------------------------------------------------------------- driver
-def _prepare(name: str, docs: SparseVectors, queries: SparseVectors) -> dict:
-    """Cache the vectors and the exact top-k (scipy) for one dataset; return their paths."""
+def _prepare(
+    name: str, docs: SparseVectors, queries: SparseVectors, relevant: np.ndarray | None
+) -> dict:
+    """Cache the vectors and the exact top-k (scipy) for one dataset, and its judgements
+    ((query, document) rows) when it has them; return their paths."""
     tag = f"{name}-{docs.n}-{queries.n}"
     paths = {k: search_data.CACHE / f"bench-{tag}.{k}.npz" for k in ("docs", "queries", "truth")}
+    if relevant is not None:
+        paths["qrels"] = search_data.CACHE / f"bench-{tag}.qrels.npy"
+        np.save(paths["qrels"], relevant)
     if not all(p.exists() for p in paths.values()):
         save_npz(paths["docs"], docs)
         save_npz(paths["queries"], queries)
@@ -225,20 +255,29 @@ def _prepare(name: str, docs: SparseVectors, queries: SparseVectors) -> dict:
 
 
 def pkgdesc_dataset(limit: int | None) -> tuple[str, SparseVectors, SparseVectors, dict]:
-    """pkgdesc's 926k documents and 1,000 test queries, as ``pkgdesc_vectors.py`` encoded them."""
+    """pkgdesc's 926k documents and 1,000 test queries, as ``pkgdesc_vectors.py`` encoded them,
+    with the relevant document of each query (for MRR@10)."""
     if not (PKGDESC / "corpus.npz").is_file():
         raise SystemExit(f"{PKGDESC / 'corpus.npz'} is missing: run benchmarks/pkgdesc_vectors.py")
-    docs = load_npz(PKGDESC / "corpus.npz")[0]
-    queries = load_npz(PKGDESC / "queries-test.npz")[0]
+    docs, doc_ids = load_npz(PKGDESC / "corpus.npz")
+    queries, query_ids = load_npz(PKGDESC / "queries-test.npz")
     meta = json.loads((PKGDESC / "meta.json").read_text())
     if limit is not None:
         docs, queries = docs[: limit * 10], queries[:limit]
+    qrels = load_qrels(PKGDATA / "qrels" / "test.tsv")
+    row_of = {doc: row for row, doc in enumerate(doc_ids or [])}
+    pairs = [
+        (q, row_of[doc])
+        for q, qid in enumerate((query_ids or [])[: queries.n])
+        for doc, grade in qrels.get(qid, {}).items()
+        if grade > 0 and doc in row_of
+    ]
     how = (
         "../shared/data/pkgdesc (PyPI, npm and Debian package descriptions; queries: Debian "
         f"one-line descriptions, test split) encoded with {meta['model']} in {meta['precision']} "
         "by benchmarks/pkgdesc_vectors.py"
     )
-    return "pkgdesc", docs, queries, {"how": how}
+    return "pkgdesc", docs, queries, {"how": how, "relevant": np.array(pairs, np.int64)}
 
 
 def _stats(v: SparseVectors) -> dict:
@@ -272,6 +311,8 @@ def run_engine(engine: str, paths: dict, timeout_s: int, warmup: int) -> list[di
         "--warmup",
         str(warmup),
     ]
+    if "qrels" in paths:
+        cmd += ["--qrels", str(paths["qrels"])]
     env = dict(os.environ, RAYON_NUM_THREADS="2", OMP_NUM_THREADS="1")
     t0 = time.perf_counter()
     try:
@@ -313,19 +354,19 @@ def markdown(report: dict) -> str:
         )
         lines.append(
             "| engine | exact | build s | index MB | peak RSS MB | mean ms | p50 ms | "
-            "p99 ms | QPS (2 thr) | QPS (2 Py thr) | recall@10 |"
+            "p99 ms | QPS (2 thr) | QPS (2 Py thr) | recall@10 | MRR@10 |"
         )
-        lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in ds["results"]:
             if "skipped" in r:
-                lines.append(f"| {r['engine']} | | skipped: {r['skipped']} | | | | | | | | |")
+                lines.append(f"| {r['engine']} | | skipped: {r['skipped']} | | | | | | | | | |")
                 continue
             lines.append(
                 f"| {r['engine']} | {_exact_label(r)} | {_fmt(r['build_s'], 1)} | "
                 f"{_fmt(r['index_mb'], 0)} | {_fmt(r['peak_rss_mb'], 0)} | "
                 f"{_fmt(r['mean_ms'], 3)} | {_fmt(r['p50_ms'], 3)} | {_fmt(r['p99_ms'], 3)} | "
                 f"{_fmt(r['qps_2threads'], 0)} | {_fmt(r.get('qps_2python_threads'), 0)} | "
-                f"{_fmt(r['recall@10'], 4)} |"
+                f"{_fmt(r['recall@10'], 4)} | {_fmt(r.get('mrr@10'), 4)} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -383,9 +424,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--docs", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--queries-file", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--truth", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--qrels", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.docs, args.queries_file, args.truth, args.out, args.warmup)
+        worker(
+            args.worker,
+            args.docs,
+            args.queries_file,
+            args.truth,
+            args.out,
+            args.warmup,
+            args.qrels,
+        )
         return 0
     if args.quick:
         args.scale_docs, args.queries, args.warmup = 20_000, 100, 10
@@ -443,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         "datasets": [],
     }
     for name, docs, queries, info in datasets:
-        paths = _prepare(name, docs, queries)
+        paths = _prepare(name, docs, queries, info.pop("relevant", None))
         entry = {
             "name": name,
             "docs_stats": _stats(docs),

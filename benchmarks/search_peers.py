@@ -23,6 +23,9 @@ K = 10
 SEISMIC_SETTINGS = tuple(
     [(c, 0.7) for c in (3, 5, 10, 20, 40)] + [(20, h) for h in (0.5, 0.9, 1.0)]
 )
+APPROX_RECALLS = (0.9, 0.95, 0.99)  # our recall knob
+# (query_terms, heap_factor) set by hand, like Seismic's sweep: each knob on its own
+APPROX_SETTINGS = ((5, 0.8), (10, 0.8), (20, 0.8), (10, 0.7), (20, 0.6), (20, 0.5))
 BMP_SETTINGS = {"bmp-safe": (1.0, 1.0), "bmp-fast": (0.9, 0.8)}  # name: (alpha, beta)
 SCALE = 100.0  # float -> int impact scale for PISA (pyterrier-pisa's own default)
 
@@ -358,6 +361,49 @@ class OursEngine(Engine):
         ), f"SparseIndex.search(batch, params=SearchParams(threads={threads}))"
 
 
+class OursApproxEngine(OursEngine):
+    """sparsearch.index.SparseIndex in approximate mode: the recall knob, then expert settings.
+
+    Built as the exact engine plus ``build_approx()`` (its build time counts both), saved and
+    reopened, so the parts are read back from disk as a user's would be.
+    """
+
+    variants = tuple(f"sparsearch-approx-r{r}" for r in APPROX_RECALLS) + tuple(
+        f"sparsearch-approx-qt{t}-hf{h}" for t, h in APPROX_SETTINGS
+    )
+
+    def build(self, docs):
+        from sparsearch.index import SparseIndex
+
+        idx = SparseIndex(dim=docs.dim)
+        idx.add(np.arange(docs.n), docs)
+        idx.build_approx()
+        idx.save(self.path)
+        self.index = SparseIndex.open(self.path, mmap=True)
+        self.dim = docs.dim
+        self.calibration = [
+            seg.approx.calibration for seg in self.index.snapshot().segments if seg.approx
+        ]
+
+    def _params(self, variant: str, threads: int) -> SearchParams:
+        if "-r" in variant:
+            recall = float(variant.rsplit("-r", 1)[1])
+            return SearchParams(threads=threads, mode="approx", recall=recall)
+        t, h = APPROX_SETTINGS[self.variants.index(variant) - len(APPROX_RECALLS)]
+        return SearchParams(threads=threads, mode="approx", query_terms=t, heap_factor=h)
+
+    def search_one(self, variant, idx, val):
+        q = SparseVectors(np.array([0, idx.size]), idx, val, self.dim, validate=False)
+        hits = self.index.search(q, k=K, params=self._params(variant, 1))
+        return [x for x in self._ids(hits)[0] if x >= 0]
+
+    def search_threads(self, variant, queries, threads):
+        params = self._params(variant, threads)
+        return self._ids(self.index.search(queries, k=K, params=params)), (
+            f"SparseIndex.search(batch, params=SearchParams(threads={threads}, mode='approx'))"
+        )
+
+
 ADAPTERS = {
     "scipy": ScipyEngine,
     "qdrant-edge": QdrantEngine,
@@ -365,4 +411,5 @@ ADAPTERS = {
     "bmp": BmpEngine,
     "seismic": SeismicEngine,
     "sparsearch": OursEngine,
+    "sparsearch-approx": OursApproxEngine,
 }

@@ -104,33 +104,80 @@ class SearchParams:
     ``return_payloads``: fill :attr:`Hits.payloads`. ``threads``: threads for the batch
     (``None``: every core).
 
+    ``mode="approx"`` (the embedded engine; other searchers answer exactly): each large segment
+    is searched approximately at the cheapest setting whose calibrated recall@10 against exact
+    search reached ``recall`` (see ``docs/engine.md``). Experts set the algorithm's knobs
+    instead: ``query_terms`` (the query's strongest terms whose blocks are read) and
+    ``heap_factor`` (a block is read when its summary score reaches this share of the current
+    k-th best score; lower reads more).
+
     >>> SearchParams(filter={"payload": {"lang": "en"}}, threads=1).filter
     Filter(must=(Match(key='lang', value='en'),))
+    >>> SearchParams(mode="approx", recall=0.99).recall
+    0.99
     """
 
     filter: Filter | None = None
     return_payloads: bool = False
     threads: int | None = None
+    mode: str = "exact"
+    recall: float = 0.95
+    query_terms: int | None = None
+    heap_factor: float | None = None
 
     def __init__(
         self,
         filter: FilterLike | None = None,  # noqa: A002 - the name users know from faiss/Qdrant
         return_payloads: bool = False,
         threads: int | None = None,
+        mode: str = "exact",
+        recall: float = 0.95,
+        query_terms: int | None = None,
+        heap_factor: float | None = None,
     ) -> None:
         if not isinstance(return_payloads, bool):
             raise InvalidInputError(
                 f"return_payloads must be a bool, got {short_repr(return_payloads)}"
             )
-        if threads is not None and (
-            isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1
-        ):
+        if threads is not None and not _positive_int(threads):
             raise InvalidInputError(
                 f"threads must be a positive integer or None, got {short_repr(threads)}"
             )
+        if mode not in ("exact", "approx"):
+            raise InvalidInputError(f"mode must be 'exact' or 'approx', got {short_repr(mode)}")
+        if not _number(recall) or not 0 < recall <= 1:
+            raise InvalidInputError(f"recall must be a number in (0, 1], got {short_repr(recall)}")
+        if (query_terms is None) != (heap_factor is None):
+            raise InvalidInputError("query_terms and heap_factor are set together, or neither")
+        if query_terms is not None and not _positive_int(query_terms):
+            raise InvalidInputError(
+                f"query_terms must be a positive integer, got {short_repr(query_terms)}"
+            )
+        if heap_factor is not None and (not _number(heap_factor) or not 0 < heap_factor <= 1):
+            raise InvalidInputError(
+                f"heap_factor must be a number in (0, 1], got {short_repr(heap_factor)}"
+            )
+        if query_terms is not None and mode != "approx":
+            raise InvalidInputError("query_terms and heap_factor apply to mode='approx' only")
         object.__setattr__(self, "filter", as_filter(filter))
         object.__setattr__(self, "return_payloads", return_payloads)
         object.__setattr__(self, "threads", None if threads is None else int(threads))
+        object.__setattr__(self, "mode", mode)
+        object.__setattr__(self, "recall", float(recall))
+        object.__setattr__(self, "query_terms", None if query_terms is None else int(query_terms))
+        object.__setattr__(self, "heap_factor", None if heap_factor is None else float(heap_factor))
+
+
+def _positive_int(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and bool(value >= 1)
+
+
+def _number(value: object) -> bool:
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float, np.integer, np.floating))
+        and bool(np.isfinite(value))
+    )
 
 
 @runtime_checkable

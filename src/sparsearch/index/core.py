@@ -21,7 +21,8 @@ from sparsearch.errors import (
     InvalidInputError,
     VocabularyMismatchError,
 )
-from sparsearch.index import storage, updates
+from sparsearch.index import approx, storage, updates
+from sparsearch.index.approx import ApproxConfig
 from sparsearch.index.checks import (
     check_batch,
     check_dim_and_vocab,
@@ -150,6 +151,7 @@ class SparseIndex:
             "id_kind": snap.id_kind(),
             "nnz": sum(int(seg.fwd_indices.size) for seg in snap.segments),
             "bytes": sum(seg.nbytes() for seg in snap.segments),
+            "approx_segments": sum(seg.approx is not None for seg in snap.segments),
             "path": str(self.path) if self.path else None,
             "durable": self._durable,
             **self._params,
@@ -215,6 +217,30 @@ class SparseIndex:
             if len(segments) > 1 or any(seg.n_live < seg.n for seg in segments):
                 self._acquire()
                 self._publish(updates.merge(self._snap, list(self._snap.segments)))
+
+    def build_approx(self, config: ApproxConfig | None = None) -> None:
+        """Build and calibrate the approximate-search part of every segment large enough to use
+        one, ahead of the first ``SearchParams(mode="approx")`` search (which would build it);
+        the next :meth:`save` writes the parts. ``config``: build settings (a different one
+        rebuilds existing parts)."""
+        for seg in self._snap.segments:
+            if approx.eligible(seg):
+                approx.part_of(seg, config)
+
+    def calibrate_approx(self, queries: SparseVectors) -> list[dict[str, Any]]:
+        """Recalibrate the recall knob on sample ``queries`` (like the ones users will send):
+        per segment with a part, the recall@10 against exact search of each setting of
+        :data:`~sparsearch.index.approx.LADDER`. Saved by the next :meth:`save`."""
+        check_structure(queries)
+        self._check_vectors(queries, self._snap)
+        report = []
+        for seg in self._snap.segments:
+            if approx.eligible(seg):
+                part = approx.part_of(seg)
+                recalls = approx.calibrate(seg, part, queries)
+                seg.approx = approx.ApproxPart(part.arrays, part.config, recalls)
+                report.append({"segment": seg.number, "documents": seg.n, "recall": recalls})
+        return report
 
     def _write(
         self,

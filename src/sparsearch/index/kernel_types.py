@@ -18,6 +18,7 @@ import numpy.typing as npt
 F32: TypeAlias = npt.NDArray[np.float32]
 I64: TypeAlias = npt.NDArray[np.int64]
 I32: TypeAlias = npt.NDArray[np.int32]
+U32: TypeAlias = npt.NDArray[np.uint32]
 U16: TypeAlias = npt.NDArray[np.uint16]
 U8: TypeAlias = npt.NDArray[np.uint8]
 #: posting ordinals: int32, or uint16 in segments of at most 2**16 documents

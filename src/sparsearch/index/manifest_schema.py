@@ -50,3 +50,10 @@ def check_manifest(manifest: Any) -> None:
             raise ValueError("tombstones must be a file of the manifest")
         if not isinstance(meta["files"], dict):
             raise ValueError("a segment's files must be an object")
+        part = meta.get("approx")
+        if part is not None:
+            folder = part["folder"]
+            if not isinstance(folder, str) or not folder.startswith("approx/") or ".." in folder:
+                raise ValueError("an approximate part must be a folder under approx/")
+            if not isinstance(part["files"], dict) or not set(part["files"]) <= set(files):
+                raise ValueError("an approximate part's files must be files of the manifest")

@@ -1,4 +1,5 @@
-"""Exact top-k search over one snapshot: the segments' kernels, threads, and the hits' ids."""
+"""Top-k search over one snapshot: the segments' kernels (exact, or approximate where asked and
+worth it), threads, and the hits' ids."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from sparsearch.index import kernels
+from sparsearch.index import approx, kernels
+from sparsearch.index.approx_kernels import search_approx
 from sparsearch.index.listed_kernels import search_listed
+from sparsearch.index.segment import Segment
 from sparsearch.index.snapshot import Snapshot
 from sparsearch.search import Hits, SearchParams
 from sparsearch.sparse import SparseVectors
@@ -26,20 +29,67 @@ def _scratch(n: int, dim: int) -> kernels.Scratch:
     return held
 
 
+def _approx_setting(
+    seg: Segment, live: np.ndarray, params: SearchParams
+) -> tuple[approx.ApproxPart, tuple[int, float]] | None:
+    """The part and (query_terms, heap_factor) to search ``seg`` approximately with, or None
+    when it is searched exactly: exact mode, a small segment, negative weights (summaries
+    would not bound them), a filter that keeps little of it, or a recall no calibrated
+    setting reached."""
+    if params.mode != "approx" or not approx.eligible(seg):
+        return None
+    if params.filter is not None and np.count_nonzero(live) < approx.MIN_ALLOWED * seg.n:
+        return None
+    part = approx.part_of(seg)
+    if params.query_terms is not None and params.heap_factor is not None:
+        return part, (params.query_terms, params.heap_factor)
+    rung = part.rung_for(params.recall)
+    return None if rung is None else (part, approx.LADDER[rung])
+
+
 def search_snapshot(snap: Snapshot, queries: SparseVectors, k: int, params: SearchParams) -> Hits:
-    """The exact top ``k`` of each query over ``snap`` (arguments already checked)."""
+    """The top ``k`` of each query over ``snap`` (arguments already checked): exact, or
+    approximate on the segments where ``params`` asks for it and it pays."""
     n = queries.n
     top_scores = np.full((n, k), -np.inf, np.float32)
     top_seq = np.full((n, k), _NO_SEQ, np.int64)
     top_slot = np.full((n, k), -1, np.int64)
     top_n = np.zeros(n, np.int64)
     plans = snap.plans(params.filter)
+    settings = [
+        None if listed is not None else _approx_setting(seg, live, params)
+        for seg, _, live, listed in plans
+    ]
     largest = max((seg.n for seg, _, _, _ in plans), default=0)
     dim = snap.dim or 0
 
     def work(lo: int, hi: int) -> None:
         scratch = _scratch(largest, dim)
-        for seg, offset, live, listed in plans:
+        for (seg, offset, live, listed), setting in zip(plans, settings, strict=True):
+            if setting is not None:
+                part, (query_terms, heap_factor) = setting
+                search_approx(
+                    queries.indptr,
+                    queries.indices,
+                    queries.values,
+                    lo,
+                    hi,
+                    query_terms,
+                    heap_factor,
+                    *part.kernel_arrays(),
+                    seg.fwd_indptr,
+                    seg.fwd_indices,
+                    seg.fwd_values,
+                    seg.seq,
+                    live,
+                    offset,
+                    top_scores,
+                    top_seq,
+                    top_slot,
+                    top_n,
+                    *approx.scratch(largest, dim, part.max_blocks),
+                )
+                continue
             if listed is not None:
                 search_listed(
                     queries.indptr,

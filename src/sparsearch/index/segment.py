@@ -9,9 +9,10 @@ a snapshot that holds the old one keeps seeing what it saw.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +23,9 @@ from sparsearch.index.kernel_types import F32, I32, I64, U8, U16, Ordinals
 from sparsearch.index.payload_columns import PayloadColumns
 from sparsearch.index.validate import validate_arrays, validate_payloads
 from sparsearch.sparse import SparseVectors
+
+if TYPE_CHECKING:
+    from sparsearch.index.approx import ApproxPart
 
 ARRAYS = (
     "fwd_indptr",
@@ -125,6 +129,19 @@ class Segment:
             masks[key] = compile_mask()
         return masks[key]
 
+    @property
+    def approx(self) -> ApproxPart | None:
+        """The approximate-search part (:mod:`sparsearch.index.approx`), once built or read."""
+        return self._shared.approx
+
+    @approx.setter
+    def approx(self, part: ApproxPart | None) -> None:
+        self._shared.approx = part
+
+    def shared_lock(self) -> threading.Lock:
+        """The lock of what the copies of this segment share (its approximate part's build)."""
+        return self._shared.lock
+
     def mark_checked(self) -> None:
         """Known consistent (built here, or read from files that passed their checksums)."""
         self._shared.checked = True
@@ -220,13 +237,17 @@ class Segment:
         return local[np.argsort(self.seq[local], kind="stable")]
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in self.arrays().values()) + self.deleted.nbytes
+        approx = self.approx.nbytes() if self.approx is not None else 0
+        return sum(a.nbytes for a in self.arrays().values()) + self.deleted.nbytes + approx
 
 
 class _Shared:
-    """What the copies of one segment share: lazily computed facts and the filter-mask cache."""
+    """What the copies of one segment share: lazily computed facts, the filter-mask cache and
+    the approximate-search part."""
 
     def __init__(self) -> None:
         self.nonneg: bool | None = None
         self.checked = False
         self.masks: dict[object, np.ndarray] = {}
+        self.approx: ApproxPart | None = None
+        self.lock = threading.Lock()

@@ -11,6 +11,8 @@
                                    arrays), id.*.npy (the id column and its hash table),
                                    payload.*.npy (payload JSON and typed columns), columns.json
       tombstones/<segment>.<version>.npy   deleted local ordinals (int64)
+      approx/<segment>-<rand>/     a segment's approximate-search part (arrays + meta.json),
+                                   when one was built; written once, like a segment
       wal/                         the write-ahead log (see :mod:`sparsearch.index.wal`)
       LOCK                         the writer lock (see :mod:`sparsearch.index.lock`)
 
@@ -37,6 +39,7 @@ from typing import Any, Literal
 import numpy as np
 
 from sparsearch.errors import IndexCorruptError, IndexNotFoundError, InvalidInputError
+from sparsearch.index import approx
 from sparsearch.index.durable_files import fsync_dir
 from sparsearch.index.ids import AnyIdColumn, column_for, column_from_arrays
 from sparsearch.index.lock import LOCK
@@ -49,6 +52,8 @@ FORMAT_VERSION = 4  # 4: columnar ids and payloads (3: per-term bounds, 2: plain
 READABLE_VERSIONS = (3, 4)
 CURRENT = "CURRENT"
 COLUMNS = "columns.json"
+APPROX_META = "meta.json"
+SUBFOLDERS = ("segments", "tombstones", "approx")  # what commits fsync and collect garbage in
 
 
 # ---------------------------------------------------------------------- files
@@ -113,6 +118,26 @@ def write_segment(root: Path, seg: Segment) -> tuple[str, dict[str, dict[str, An
     return name, files
 
 
+def write_approx(root: Path, seg_name: str, part: approx.ApproxPart) -> tuple[str, dict[str, Any]]:
+    """Write a segment's approximate part under ``root/approx``; returns (folder, file records)."""
+    parent = root / "approx"
+    parent.mkdir(parents=True, exist_ok=True)
+    name = f"{seg_name}-{uuid.uuid4().hex[:8]}"
+    tmp = parent / f".tmp-{name}"
+    tmp.mkdir()
+    for array_name, array in part.arrays.items():
+        _write_npy(tmp / f"{array_name}.npy", array)
+    _write_bytes(tmp / APPROX_META, json.dumps(part.meta(), sort_keys=True).encode())
+    fsync_dir(tmp)
+    os.rename(tmp, parent / name)
+    fsync_dir(parent)
+    rel = f"approx/{name}"
+    return rel, {
+        f"{rel}/{f.name}": _describe(root, f"{rel}/{f.name}")
+        for f in sorted((parent / name).iterdir())
+    }
+
+
 def write_tombstones(
     root: Path, seg_name: str, deleted: np.ndarray, version: int
 ) -> tuple[str, dict[str, Any]]:
@@ -132,7 +157,7 @@ def write_vocab(root: Path, vocab: tuple[str, ...], vocab_hash: str) -> tuple[st
 
 def commit(root: Path, manifest: dict[str, Any]) -> None:
     """Write the manifest, then switch ``CURRENT`` to it (the atomic commit point)."""
-    for sub in ("segments", "tombstones"):
+    for sub in SUBFOLDERS:
         if (root / sub).is_dir():
             fsync_dir(root / sub)
     name = f"manifest-{manifest['version']:06d}.json"
@@ -164,11 +189,11 @@ def _collect_garbage(root: Path, keep: set[str]) -> None:
     """Remove index files not in ``keep`` (older versions, crash debris); files the index did
     not write are never touched."""
     keep = keep | {CURRENT}
-    keep_dirs = {rel.rsplit("/", 1)[0] for rel in keep if rel.startswith("segments/")}
+    keep_dirs = {rel.rsplit("/", 1)[0] for rel in keep if rel.startswith(("segments/", "approx/"))}
     for entry in root.iterdir():
         if entry.is_file() and entry.name not in keep and _ours(entry.name):
             entry.unlink(missing_ok=True)
-    for sub in ("segments", "tombstones"):
+    for sub in SUBFOLDERS:
         if not (root / sub).is_dir():
             continue
         for entry in (root / sub).iterdir():
@@ -278,15 +303,22 @@ def write_segments(
         if seg.n_live < seg.n:
             tombstones, record = write_tombstones(root, name, seg.deleted, version)
             files[tombstones] = record
-        entries.append(
-            {
-                "name": name,
-                "number": seg.number,
-                "n_docs": seg.n,
-                "tombstones": tombstones,
-                "files": seg_files,
-            }
-        )
+        entry: dict[str, Any] = {
+            "name": name,
+            "number": seg.number,
+            "n_docs": seg.n,
+            "tombstones": tombstones,
+            "files": seg_files,
+        }
+        part = seg.approx
+        if part is not None:
+            if part.saved is None or part.saved[:2] != (resolved, name):
+                folder, part_files = write_approx(root, name, part)
+                part.saved = (resolved, name, folder, part_files)
+            _, _, folder, part_files = part.saved
+            files.update(part_files)
+            entry["approx"] = {"folder": folder, "files": part_files}
+        entries.append(entry)
     return entries, files
 
 
@@ -399,11 +431,38 @@ def read_segment(
     seg = Segment(meta["number"], dim, arrays, ids, payloads, deleted)
     if seg.n != n or len(ids) != n:
         raise IndexCorruptError(f"{folder}: holds {seg.n} documents, manifest says {n}")
+    if meta.get("approx"):
+        part = read_approx(root, meta["approx"]["folder"], n, dim, mode, verified)
+        if part is not None:
+            part.saved = (
+                root.resolve(),
+                meta["name"],
+                meta["approx"]["folder"],
+                meta["approx"]["files"],
+            )
+        seg.approx = part
     if format_version == FORMAT_VERSION:  # older segments are rewritten by the next save
         seg.saved = (root.resolve(), meta["name"], meta["files"])
     if verified:
         seg.mark_checked()
     return seg
+
+
+def read_approx(
+    root: Path, rel: str, n: int, dim: int, mode: Literal["r"] | None, verified: bool
+) -> approx.ApproxPart | None:
+    """A segment's saved approximate part (None when another version wrote it: rebuilt on
+    demand). Unverified files are checked for consistency, as the kernel trusts them."""
+    folder = root / rel
+    try:
+        meta = json.loads((folder / APPROX_META).read_text())
+        arrays = {name: load_npy(folder / f"{name}.npy", mode) for name in approx.ARRAYS}
+        part = approx.ApproxPart.from_saved(arrays, meta)
+        if part is not None and not verified:
+            approx.check_arrays(arrays, n, dim)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise IndexCorruptError(f"{folder}: unreadable approximate part ({err})") from err
+    return part
 
 
 def load_npy(path: Path, mode: Literal["r"] | None) -> np.ndarray:
