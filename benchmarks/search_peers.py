@@ -63,6 +63,9 @@ class Engine:
     """
 
     variants: tuple[str, ...] = ()
+    calibration_queries: SparseVectors | None = (
+        None  # sample queries, for engines that tune on them
+    )
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -364,8 +367,9 @@ class OursEngine(Engine):
 class OursApproxEngine(OursEngine):
     """sparsearch.index.SparseIndex in approximate mode: the recall knob, then expert settings.
 
-    Built as the exact engine plus ``build_approx()`` (its build time counts both), saved and
-    reopened, so the parts are read back from disk as a user's would be.
+    Built as the exact engine plus ``build_approx()`` (its build time counts both; the knob is
+    then recalibrated on ``calibration_queries`` when the dataset has some), saved and reopened,
+    so the parts are read back from disk as a user's would be.
     """
 
     variants = tuple(f"sparsearch-approx-r{r}" for r in APPROX_RECALLS) + tuple(
@@ -378,12 +382,18 @@ class OursApproxEngine(OursEngine):
         idx = SparseIndex(dim=docs.dim)
         idx.add(np.arange(docs.n), docs)
         idx.build_approx()
+        self.calibration = {"documents": self._calibration(idx)}
+        if self.calibration_queries is not None:
+            idx.calibrate_approx(self.calibration_queries)
+            self.calibration["calibration_queries"] = self._calibration(idx)
         idx.save(self.path)
         self.index = SparseIndex.open(self.path, mmap=True)
         self.dim = docs.dim
-        self.calibration = [
-            seg.approx.calibration for seg in self.index.snapshot().segments if seg.approx
-        ]
+
+    @staticmethod
+    def _calibration(idx) -> list:
+        """Each segment's calibrated recall per rung of approx.LADDER."""
+        return [seg.approx.calibration for seg in idx.snapshot().segments if seg.approx]
 
     def _params(self, variant: str, threads: int) -> SearchParams:
         if "-r" in variant:

@@ -16,6 +16,7 @@ set ``query_terms`` and ``heap_factor`` themselves.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -172,10 +173,20 @@ def build_part(
     config: ApproxConfig,
     threads: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """The arrays of a part for a segment's forward index and postings (``threads`` workers)."""
+    """The arrays of a part for a segment's forward index and postings (``threads`` workers).
+
+    Each term's output is narrowed as soon as it is built (summary weights to one byte of the
+    segment's largest weight, rounded up so a summary never falls below its documents), and
+    copied into the joined arrays term by term, so the build holds little more than the part.
+    """
     fwd_indptr, fwd_indices, fwd_values = fwd
     post_indptr, post_docs, post_vals = inverted
     dim = post_indptr.size - 1
+    top = float(fwd_values.max()) if fwd_values.size else 0.0
+    scale = np.float32(top / 255 if top > 0 else 1.0)
+    term_type = np.uint16 if dim <= 1 << 16 else np.int32
+    most_blocks = math.ceil(config.postings_per_term * config.block_fraction)
+    block_type = np.uint16 if most_blocks <= 1 << 16 else np.int32
     sketch_terms, sketch_weights = approx_build.sketches(
         fwd_indptr, fwd_indices, fwd_values, approx_build.SKETCH
     )
@@ -187,72 +198,84 @@ def build_part(
         smax = np.zeros(dim, np.float32)
         for t in range(first, dim, workers):  # interleaved: both get long and short lists
             a, b = post_indptr[t], post_indptr[t + 1]
-            if a < b:
-                built[t] = approx_build.term_blocks(
-                    t,
-                    post_docs[a:b].astype(np.int64),
-                    post_vals[a:b],
-                    config.postings_per_term,
-                    config.block_fraction,
-                    config.summary_energy,
-                    config.summary_max_terms,
-                    sketch_terms,
-                    sketch_weights,
-                    fwd_indptr,
-                    fwd_indices,
-                    fwd_values,
-                    start,
-                    count,
-                    smax,
-                )
+            if a == b:
+                continue
+            sizes, docs, terms, per_term, blocks, weights = approx_build.term_blocks(
+                t,
+                post_docs[a:b].astype(np.int64),
+                post_vals[a:b],
+                config.postings_per_term,
+                config.block_fraction,
+                config.summary_energy,
+                config.summary_max_terms,
+                sketch_terms,
+                sketch_weights,
+                fwd_indptr,
+                fwd_indices,
+                fwd_values,
+                start,
+                count,
+                smax,
+            )
+            built[t] = (
+                sizes,
+                docs,
+                terms.astype(term_type),
+                per_term,
+                blocks.astype(block_type),
+                np.minimum(np.ceil(weights / scale), 255).astype(np.uint8),
+            )
 
     workers = max(1, threads or os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(work, range(workers)))
-    return _join(built, dim)
+    arrays = _join(built, dim)
+    arrays["summary_scale"] = np.array([scale], np.float32)
+    return arrays
 
 
 def _join(built: list[tuple[np.ndarray, ...] | None], dim: int) -> dict[str, np.ndarray]:
-    """Per-term outputs of :func:`approx_build.term_blocks` as one part's CSR arrays."""
-    parts: list[list[np.ndarray]] = [[] for _ in range(6)]
+    """Per-term outputs (see :func:`build_part`) as one part's CSR arrays; each term's output
+    is dropped from ``built`` once copied."""
     n_blocks = np.zeros(dim + 1, np.int64)
-    n_summary_terms = np.zeros(dim + 1, np.int64)
+    n_pairs = np.zeros(dim + 1, np.int64)
+    n_docs = n_entries = 0
+    first = next(out for out in built if out is not None) if any(built) else None
+    for t, out in enumerate(built):
+        if out is not None:
+            n_blocks[t + 1] = out[0].size
+            n_pairs[t + 1] = out[2].size
+            n_docs += out[1].size
+            n_entries += out[4].size
+    term_block, summary_indptr = np.cumsum(n_blocks), np.cumsum(n_pairs)
+    entry_type = np.uint32 if n_entries <= np.iinfo(np.uint32).max else np.int64
+    arrays = {
+        "term_block": term_block,
+        "block_indptr": np.zeros(term_block[-1] + 1, np.int64),
+        "block_docs": np.empty(n_docs, np.int32),
+        "summary_indptr": summary_indptr,
+        # the narrowest types that hold them: a (term, summary term) pair costs 6 bytes, not 12
+        "summary_terms": np.empty(summary_indptr[-1], first[2].dtype if first else np.uint16),
+        "summary_entries": np.zeros(summary_indptr[-1] + 1, entry_type),
+        "summary_blocks": np.empty(n_entries, first[4].dtype if first else np.uint16),
+        "summary_weights": np.empty(n_entries, np.uint8),
+    }
+    doc_at = entry_at = 0
     for t, out in enumerate(built):
         if out is None:
             continue
-        for store, array in zip(parts, out, strict=True):
-            store.append(array)
-        n_blocks[t + 1] = out[0].size
-        n_summary_terms[t + 1] = out[2].size
-
-    def cat(i: int, dtype: type) -> np.ndarray:
-        return np.concatenate(parts[i]).astype(dtype) if parts[i] else np.zeros(0, dtype)
-
-    def offsets(sizes: np.ndarray) -> np.ndarray:
-        return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-
-    weights = cat(5, np.float32)
-    scale = np.float32(weights.max() / 255) if weights.size and weights.max() > 0 else 1.0
-    entries = offsets(cat(3, np.int64))
-    return {
-        "term_block": np.cumsum(n_blocks),
-        "block_indptr": offsets(cat(0, np.int64)),
-        "block_docs": cat(1, np.int32),
-        "summary_indptr": np.cumsum(n_summary_terms),
-        # the narrowest type that holds them: a (term, summary term) pair costs 6 bytes, not 12
-        "summary_terms": _narrow(cat(2, np.int32), np.uint16),
-        "summary_entries": _narrow(entries, np.uint32),
-        "summary_blocks": _narrow(cat(4, np.int32), np.uint16),
-        # one byte per weight, rounded up (a summary stays at or above its documents' weights)
-        "summary_weights": np.minimum(np.ceil(weights / scale), 255).astype(np.uint8),
-        "summary_scale": np.array([scale], np.float32),
-    }
-
-
-def _narrow(array: np.ndarray, narrow: type) -> np.ndarray:
-    """``array`` as the unsigned ``narrow`` type when every value fits, else as it is."""
-    fits = array.size == 0 or int(array.max()) <= np.iinfo(narrow).max
-    return array.astype(narrow) if fits else array
+        sizes, docs, terms, per_term, blocks, weights = out
+        built[t] = None
+        b0, p0 = term_block[t], summary_indptr[t]
+        arrays["block_indptr"][b0 + 1 : b0 + 1 + sizes.size] = doc_at + np.cumsum(sizes)
+        arrays["block_docs"][doc_at : doc_at + docs.size] = docs
+        arrays["summary_terms"][p0 : p0 + terms.size] = terms
+        arrays["summary_entries"][p0 + 1 : p0 + 1 + per_term.size] = entry_at + np.cumsum(per_term)
+        arrays["summary_blocks"][entry_at : entry_at + blocks.size] = blocks
+        arrays["summary_weights"][entry_at : entry_at + weights.size] = weights
+        doc_at += docs.size
+        entry_at += blocks.size
+    return arrays
 
 
 def calibration_queries(seg: Segment) -> tuple[SparseVectors, np.ndarray]:
