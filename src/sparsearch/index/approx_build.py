@@ -47,6 +47,20 @@ def sketches(indptr: I64, indices: I32, values: F32, m: int) -> tuple[I32, F32]:
 
 
 @jit
+def _offsets(keys: I64 | I32, n_keys: int, start: I64, count: I64) -> int:  # pragma: no cover
+    """Counting sort's middle step: each of ``keys[:n_keys]`` (in that order) gets the start of
+    its run from the ``count`` of the keys before it, and its count back to 0; returns the
+    total."""
+    pos = 0
+    for i in range(n_keys):
+        key = keys[i]
+        start[key] = pos
+        pos += count[key]
+        count[key] = 0
+    return pos
+
+
+@jit
 def _cluster(
     docs: I64,
     c: int,
@@ -79,12 +93,7 @@ def _cluster(
                 seen[n_seen] = u
                 n_seen += 1
             count[u] += 1
-    pos = 0
-    for i in range(n_seen):
-        u = seen[i]
-        start[u] = pos
-        pos += count[u]
-        count[u] = 0
+    pos = _offsets(seen, n_seen, start, count)
     entry_centroid = np.empty(pos, np.int64)
     entry_weight = np.empty(pos, np.float32)
     for j in range(c):
@@ -246,13 +255,9 @@ def _summaries(
         count[u] += 1
     terms = np.sort(listed[:n_terms]).astype(np.int32)
     per_term = np.empty(n_terms, np.int64)
-    pos = 0
     for r in range(n_terms):
-        u = terms[r]
-        per_term[r] = count[u]
-        start[u] = pos
-        pos += count[u]
-        count[u] = 0
+        per_term[r] = count[terms[r]]
+    _offsets(terms, n_terms, start, count)
     blocks = np.empty(n_entries, np.int32)
     weights = np.empty(n_entries, np.float32)
     for e in range(n_entries):

@@ -55,6 +55,7 @@ def search_snapshot(snap: Snapshot, queries: SparseVectors, k: int, params: Sear
     top_seq = np.full((n, k), _NO_SEQ, np.int64)
     top_slot = np.full((n, k), -1, np.int64)
     top_n = np.zeros(n, np.int64)
+    heaps = (top_scores, top_seq, top_slot, top_n)
     plans = snap.plans(params.filter)
     settings = [
         None if listed is not None else _approx_setting(seg, live, params)
@@ -83,10 +84,7 @@ def search_snapshot(snap: Snapshot, queries: SparseVectors, k: int, params: Sear
                     seg.seq,
                     live,
                     offset,
-                    top_scores,
-                    top_seq,
-                    top_slot,
-                    top_n,
+                    *heaps,
                     *approx.scratch(largest, dim, part.max_blocks),
                 )
                 continue
@@ -120,10 +118,7 @@ def search_snapshot(snap: Snapshot, queries: SparseVectors, k: int, params: Sear
                 seg.seq,
                 live,
                 offset,
-                top_scores,
-                top_seq,
-                top_slot,
-                top_n,
+                *heaps,
                 scratch,
             )
 
