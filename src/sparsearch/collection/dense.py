@@ -96,7 +96,7 @@ class DenseVectors:
             )
         n = queries.shape[0]
         scores, seqs, slots = [], [], []
-        for seg, offset, mask, _ in snap.plans(flt):
+        for seg, offset, mask, _, _ in snap.plans(flt):
             found, local = self._vectors(seg).search(queries, k, mask.view(bool))
             valid = local >= 0
             safe = np.where(valid, local, 0)

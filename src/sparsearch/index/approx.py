@@ -31,6 +31,7 @@ from sparsearch.index import approx_build, kernels
 from sparsearch.index.approx_kernels import search_approx
 from sparsearch.index.kernel_types import F32, I32, I64, U8, U16, U32
 from sparsearch.index.segment import Segment
+from sparsearch.pruning import prune
 from sparsearch.sparse import SparseVectors
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ DTYPES: dict[str, tuple[type, ...]] = {
     "summary_scale": (np.float32,),
 }
 MIN_DOCS = 1 << 16  # smaller segments are searched exactly: that is as fast there
-MIN_ALLOWED = 0.5  # a filter keeping less of a segment than this share: searched exactly
+MIN_ALLOWED = 0.5  # a filter or deletions leaving less of a segment: searched exactly
 #: (query_terms, heap_factor), cheapest first: the rungs the recall knob chooses from
 LADDER: tuple[tuple[int, float], ...] = (  # the cost/recall frontier on pkgdesc's dev queries
     (3, 1.0),
@@ -284,24 +285,7 @@ def calibration_queries(seg: Segment) -> tuple[SparseVectors, np.ndarray]:
     lengths = np.diff(seg.fwd_indptr)
     candidates = np.flatnonzero((lengths > 0) & ~seg.deleted)
     picked = np.sort(rng.choice(candidates, min(CALIBRATION_QUERIES, candidates.size), False))
-    rows = seg.vectors(picked)
-    indptr = [0]
-    indices: list[np.ndarray] = []
-    values: list[np.ndarray] = []
-    for i in range(rows.n):
-        a, b = rows.indptr[i], rows.indptr[i + 1]
-        keep = np.sort(np.argsort(-rows.values[a:b], kind="stable")[:CALIBRATION_TERMS])
-        indices.append(rows.indices[a:b][keep])
-        values.append(rows.values[a:b][keep])
-        indptr.append(indptr[-1] + keep.size)
-    queries = SparseVectors(
-        np.asarray(indptr, np.int64),
-        np.concatenate(indices).astype(np.int32),
-        np.concatenate(values).astype(np.float32),
-        seg.dim,
-        validate=False,
-    )
-    return queries, picked
+    return prune(seg.vectors(picked), top_k=CALIBRATION_TERMS), picked
 
 
 def calibrate(

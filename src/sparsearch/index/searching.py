@@ -30,15 +30,15 @@ def _scratch(n: int, dim: int) -> kernels.Scratch:
 
 
 def _approx_setting(
-    seg: Segment, live: np.ndarray, params: SearchParams
+    seg: Segment, allowed: int, params: SearchParams
 ) -> tuple[approx.ApproxPart, tuple[int, float]] | None:
     """The part and (query_terms, heap_factor) to search ``seg`` approximately with, or None
     when it is searched exactly: exact mode, a small segment, negative weights (summaries
-    would not bound them), a filter that keeps little of it, or a recall no calibrated
-    setting reached."""
+    would not bound them), a filter or deletions leaving under half of its documents
+    (``allowed``), or a recall no calibrated setting reached."""
     if params.mode != "approx" or not approx.eligible(seg):
         return None
-    if params.filter is not None and np.count_nonzero(live) < approx.MIN_ALLOWED * seg.n:
+    if allowed < approx.MIN_ALLOWED * seg.n:
         return None
     part = approx.part_of(seg)
     if params.query_terms is not None and params.heap_factor is not None:
@@ -58,15 +58,15 @@ def search_snapshot(snap: Snapshot, queries: SparseVectors, k: int, params: Sear
     heaps = (top_scores, top_seq, top_slot, top_n)
     plans = snap.plans(params.filter)
     settings = [
-        None if listed is not None else _approx_setting(seg, live, params)
-        for seg, _, live, listed in plans
+        None if listed is not None else _approx_setting(seg, allowed, params)
+        for seg, _, _, listed, allowed in plans
     ]
-    largest = max((seg.n for seg, _, _, _ in plans), default=0)
+    largest = max((seg.n for seg, *_ in plans), default=0)
     dim = snap.dim or 0
 
     def work(lo: int, hi: int) -> None:
         scratch = _scratch(largest, dim)
-        for (seg, offset, live, listed), setting in zip(plans, settings, strict=True):
+        for (seg, offset, live, listed, _), setting in zip(plans, settings, strict=True):
             if setting is not None:
                 part, (query_terms, heap_factor) = setting
                 search_approx(

@@ -24,9 +24,10 @@ from sparsearch.search import DocId, Filter
 from sparsearch.sparse import TermStats
 
 IdKind = Literal["int", "str", "mixed"]
-Plan = tuple[Segment, int, np.ndarray, np.ndarray | None]
-"""(segment, its first slot, a uint8 mask of the documents the search may return, and those
-documents' local ordinals when a filter leaves so few that scoring them directly is cheapest)."""
+Plan = tuple[Segment, int, np.ndarray, np.ndarray | None, int]
+"""(segment, its first slot, a uint8 mask of the documents the search may return, those
+documents' local ordinals when a filter leaves so few that scoring them directly is cheapest,
+and how many documents the mask allows)."""
 
 # list the allowed documents when their non-zeros are at most this x the segment's documents:
 # each listed document is a scattered read (~0.6 us at 1M), so listing wins only for very
@@ -217,7 +218,8 @@ class Snapshot:
                 mask &= seg.filter_mask(flt.key, functools.partial(_compile, flt, seg))
                 if not mask.any():
                     continue
-            plans.append((seg, offset, mask.view(np.uint8), _listed(seg, mask)))
+            allowed = int(np.count_nonzero(mask))
+            plans.append((seg, offset, mask.view(np.uint8), _listed(seg, mask, allowed), allowed))
         plans.sort(key=lambda plan: -plan[0].n_live)
         return plans
 
@@ -238,10 +240,9 @@ class Snapshot:
         return stats
 
 
-def _listed(seg: Segment, mask: np.ndarray) -> np.ndarray | None:
-    """The allowed documents' ordinals when reading just them costs less than a postings walk
-    (their non-zeros at most :data:`LISTED_WORK` x the segment's documents)."""
-    allowed = int(np.count_nonzero(mask))
+def _listed(seg: Segment, mask: np.ndarray, allowed: int) -> np.ndarray | None:
+    """The ``allowed`` documents' ordinals when reading just them costs less than a postings
+    walk (their non-zeros at most :data:`LISTED_WORK` x the segment's documents)."""
     if allowed == seg.n_live:
         return None
     mean_nnz = seg.fwd_indices.size / max(1, seg.n)
