@@ -16,7 +16,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from pkgdesc_vectors import DATA as PKGDATA
+from pkgdesc_vectors import VECTORS as PKGDESC
 
+from sparsearch.eval.beir import load_qrels
 from sparsearch.sparse import SparseVectors, load_npz, save_npz
 
 ROOT = Path(__file__).resolve().parent
@@ -132,6 +135,53 @@ def real(sets: tuple[str, ...] = SETS, cache: Path = CACHE) -> dict:
         "query_ids": query_ids,
         "per_set": per_set,
     }
+
+
+def _pairs(query_ids: list[str], doc_ids: list[str], qrels: dict) -> np.ndarray:
+    """(query row, relevant doc row) for every positive judgement whose ids are present."""
+    row_of = {d: i for i, d in enumerate(doc_ids)}
+    return np.array(
+        [
+            (q, row_of[d])
+            for q, qid in enumerate(query_ids)
+            for d, grade in qrels.get(qid, {}).items()
+            if grade > 0 and d in row_of
+        ],
+        np.int64,
+    ).reshape(-1, 2)
+
+
+def real_with_pairs() -> dict:
+    """The 22k real set with its test pairs (its query model is fitted on those)."""
+    r = real()
+    qrels: dict = {}
+    for name in SETS:
+        for q, docs in load_qrels(SHARED_DATA / name / "qrels" / "test.tsv").items():
+            qrels[f"{name}/{q}"] = {f"{name}/{d}": g for d, g in docs.items()}
+    pairs = _pairs(r["query_ids"], r["doc_ids"], qrels)
+    return {
+        "name": "real 22k",
+        "docs": r["docs"],
+        "queries": r["queries"],
+        "relevant": pairs,
+        "fit": (r["queries"], pairs),
+    }
+
+
+def pkgdesc_with_pairs() -> dict:
+    """pkgdesc's 926k documents and test queries; the query model is fitted on the dev pairs."""
+    docs, doc_ids = load_npz(PKGDESC / "corpus.npz")
+    out = {"name": "pkgdesc 926k", "docs": docs}
+    for split in ("test", "dev"):
+        queries, query_ids = load_npz(PKGDESC / f"queries-{split}.npz")
+        pairs = _pairs(
+            query_ids or [], doc_ids or [], load_qrels(PKGDATA / "qrels" / f"{split}.tsv")
+        )
+        if split == "test":
+            out["queries"], out["relevant"] = queries, pairs
+        else:
+            out["fit"] = (queries, pairs)
+    return out
 
 
 def _distinct_terms(

@@ -57,7 +57,7 @@ def topk_rows(scores: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
 class Engine:
     """One engine's adapter: build an index in ``path``, then answer queries.
 
-    ``search_one`` answers one query (indices, values) with k ordinals; ``search_threads`` runs
+    ``search_one`` answers one query (indices, values) with k (default ``K``) ordinals; ``search_threads`` runs
     all queries with 2 threads through the engine's own batch/threads API when it has one, and
     ``python_threads`` through 2 Python threads calling ``search_one`` (every engine).
     """
@@ -76,7 +76,7 @@ class Engine:
     def size_paths(self) -> list[Path]:
         return [self.path]
 
-    def search_one(self, variant: str, idx: np.ndarray, val: np.ndarray) -> list[int]:
+    def search_one(self, variant: str, idx: np.ndarray, val: np.ndarray, k: int = K) -> list[int]:
         raise NotImplementedError
 
     def search_threads(
@@ -113,9 +113,9 @@ class ScipyEngine(Engine):
         self.path.mkdir(parents=True, exist_ok=True)
         sp.save_npz(self.path / "docs_t.npz", self.docs_t, compressed=False)
 
-    def search_one(self, variant, idx, val):
+    def search_one(self, variant, idx, val, k=K):
         q = sp.csr_matrix((val, idx, [0, idx.size]), shape=(1, self.docs_t.shape[0]))
-        return topk_rows((q @ self.docs_t).tocsr(), K)[0][0].tolist()
+        return topk_rows((q @ self.docs_t).tocsr(), k)[0][0].tolist()
 
 
 class QdrantEngine(Engine):
@@ -141,10 +141,10 @@ class QdrantEngine(Engine):
         shard.flush()
         self.shard, self.q = shard, q
 
-    def search_one(self, variant, idx, val):
+    def search_one(self, variant, idx, val, k=K):
         q = self.q
         req = q.QueryRequest(
-            limit=K,
+            limit=k,
             query=q.Query.Nearest(q.SparseVector(idx.tolist(), val.tolist()), using="s"),
             with_payload=False,
             with_vector=False,
@@ -212,9 +212,9 @@ class PisaEngine(Engine):
         # what search needs: the compressed index, its block-max data and the lexicons
         return [f for f in self.path.iterdir() if ".bmw." in f.name or f.name.endswith("lex")]
 
-    def _retrieve(self, variant, queries, threads):
+    def _retrieve(self, variant, queries, threads, k=K):
         n = len(queries)
-        shape = (n * K,)
+        shape = (n * k,)
         qidx = np.empty(shape, np.int32)
         docnos = np.empty(shape, object)
         ranks = np.empty(shape, np.int32)
@@ -223,7 +223,7 @@ class PisaEngine(Engine):
             self.ctxt,
             self.algorithms[variant],
             queries,
-            k=K,
+            k=k,
             threads=threads,
             query_weighted=1,
             pretokenised=True,
@@ -238,8 +238,8 @@ class PisaEngine(Engine):
     def _toks(idx, val):
         return {str(t): float(w * SCALE) for t, w in zip(idx.tolist(), val.tolist(), strict=True)}
 
-    def search_one(self, variant, idx, val):
-        _, docnos, _ = self._retrieve(variant, [(0, self._toks(idx, val))], 1)
+    def search_one(self, variant, idx, val, k=K):
+        _, docnos, _ = self._retrieve(variant, [(0, self._toks(idx, val))], 1, k)
         return [int(d) for d in docnos]
 
     def search_threads(self, variant, queries, threads):
@@ -282,10 +282,10 @@ class BmpEngine(Engine):
         ix.finish()
         self.searcher = bmp.Searcher(str(self.path / "index.bmp"))
 
-    def search_one(self, variant, idx, val):
+    def search_one(self, variant, idx, val, k=K):
         alpha, beta = BMP_SETTINGS[variant]
         query = {str(t): float(w) for t, w in zip(idx.tolist(), val.tolist(), strict=True)}
-        docnos, _ = self.searcher.search(query, k=K, alpha=alpha, beta=beta)
+        docnos, _ = self.searcher.search(query, k=k, alpha=alpha, beta=beta)
         return [int(d) for d in docnos]
 
 
@@ -306,15 +306,15 @@ class SeismicEngine(Engine):
         self.index.save(str(self.path / "index"))
         self.str_dtype = seismic.get_seismic_string()
 
-    def _params(self, variant):
+    def _params(self, variant, k=K):
         c, h = SEISMIC_SETTINGS[self.variants.index(variant)]
-        return {"k": K, "query_cut": c, "heap_factor": h}
+        return {"k": k, "query_cut": c, "heap_factor": h}
 
     def _comp(self, idx):
         return np.array([str(t) for t in idx.tolist()], dtype=self.str_dtype)
 
-    def search_one(self, variant, idx, val):
-        res = self.index.search("q", self._comp(idx), val, **self._params(variant))
+    def search_one(self, variant, idx, val, k=K):
+        res = self.index.search("q", self._comp(idx), val, **self._params(variant, k))
         return [int(r[2]) for r in res]
 
     def search_threads(self, variant, queries, threads):
@@ -350,11 +350,11 @@ class OursEngine(Engine):
         ids = np.asarray(hits.ids, dtype=object)
         return np.array([[-1 if x is None else int(x) for x in row] for row in ids], np.int64)
 
-    def search_one(self, variant, idx, val):
+    def search_one(self, variant, idx, val, k=K):
         q = SparseVectors(np.array([0, idx.size]), idx, val, self.dim, validate=False)
         return [
             x
-            for x in self._ids(self.index.search(q, k=K, params=SearchParams(threads=1)))[0]
+            for x in self._ids(self.index.search(q, k=k, params=SearchParams(threads=1)))[0]
             if x >= 0
         ]
 
@@ -402,9 +402,9 @@ class OursApproxEngine(OursEngine):
         t, h = APPROX_SETTINGS[self.variants.index(variant) - len(APPROX_RECALLS)]
         return SearchParams(threads=threads, mode="approx", query_terms=t, heap_factor=h)
 
-    def search_one(self, variant, idx, val):
+    def search_one(self, variant, idx, val, k=K):
         q = SparseVectors(np.array([0, idx.size]), idx, val, self.dim, validate=False)
-        hits = self.index.search(q, k=K, params=self._params(variant, 1))
+        hits = self.index.search(q, k=k, params=self._params(variant, 1))
         return [x for x in self._ids(hits)[0] if x >= 0]
 
     def search_threads(self, variant, queries, threads):

@@ -61,6 +61,25 @@ def test_k_beyond_the_index_is_capped_at_its_size(capsys, index_dir):
     assert len(rows) == 20 and all(len(row["hits"]) <= 20 for row in rows)
 
 
+def test_recall_searches_approximately_with_exact_scores(capsys, index_dir, monkeypatch):
+    from sparsearch.index import approx
+    from sparsearch.sparse import load_npz
+
+    monkeypatch.setattr(approx, "MIN_DOCS", 1)  # the 20-document segment gets a part
+    npz = index_dir.parent / "docs.npz"
+    argv = ["search", str(index_dir), "--vectors", str(npz), "-k", "3", "--format", "json"]
+    assert main([*argv, "--recall", "0.9"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    docs, ids = load_npz(npz)
+    exact = (docs.to_scipy() @ docs.to_scipy().T).toarray()
+    assert len(rows) == 20 and all(row["hits"] for row in rows)
+    for q, row in enumerate(rows):
+        for hit in row["hits"]:
+            assert hit["score"] == pytest.approx(exact[q, ids.index(hit["id"])], rel=1e-5)
+    code, err = run_cli([*argv, "--recall", "1.5"], capsys)
+    assert_one_line_error(code, err, "search", "recall must be a number in (0, 1]")
+
+
 # ------------------------------------------------------------------ index folders and outputs
 def test_search_needs_an_index_folder(tmp_path, capsys, index_dir):
     npz = index_dir.parent / "docs.npz"

@@ -953,3 +953,18 @@ def test_real_hnsw_recall_against_flat_and_dense_deletes(scifact, tmp_path, tiny
             assert len(got) == 10 and not got & set(gone)
             recall.append(len(got & set(exact(remaining))) / 10)
         assert np.mean(recall) >= 0.9, recall
+
+
+def test_recall_searches_the_sparse_side_approximately(col, monkeypatch) -> None:
+    from sparsearch.index import approx
+
+    monkeypatch.setattr(approx, "MIN_DOCS", 1)  # the tiny segment gets an approximate part
+    assert col.index.stats()["approx_segments"] == 0
+    every = dict(_hits(col.search("aspirin and fever", k=len(IDS))))
+    hits = col.search("aspirin and fever", k=5, recall=0.9)
+    assert col.index.stats()["approx_segments"] == 1  # built on first use: the knob reached it
+    assert hits
+    for hit in hits:  # the approximate mode returns exact scores
+        assert hit.score == pytest.approx(every[hit.id], rel=1e-6)
+    with pytest.raises(InvalidInputError, match="recall"):
+        col.search("fever", recall=1.5)

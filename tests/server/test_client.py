@@ -142,6 +142,7 @@ SEARCHES: list[tuple[str, Any, dict[str, Any]]] = [
     ("token query", {"fever": 1.0, "protein": 0.5}, {}),
     ("indices query", {"indices": [1000, 2000], "values": [1.0, 2.0]}, {"explain": True}),
     ("candidates", "immune", {"candidates": 5, "k": 5}),
+    ("recall", "protein", {"recall": 0.9, "k": 5}),
 ]
 
 

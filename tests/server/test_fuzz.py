@@ -40,7 +40,7 @@ MAX_BATCH = 16
 
 FIELDS = [
     "points", "id", "text", "vector", "dense", "payload", "ids", "query", "k", "filter", "mode",
-    "fusion", "explain", "with_payload", "candidates", "searches", "model", "dense_model",
+    "fusion", "explain", "with_payload", "candidates", "recall", "searches", "model", "dense_model",
     "dense_index", "payload_schema", "max_active_dims", "precision", "store_text", "indices",
     "values", "must", "should", "must_not", "key", "match", "value", "range", "gt", "lt", "lang",
     "n", "_sparsearch",
@@ -226,6 +226,7 @@ def shaped_body(rng: random.Random, route: str, sample: list[Any]) -> Any:
             ("explain", lambda: rng.random() < 0.5),
             ("with_payload", lambda: rng.random() < 0.5),
             ("candidates", lambda: rng.choice(INTS)),
+            ("recall", lambda: rng.choice([0.5, 0.95, 1, 0, -0.1, 1.5, 1e308, "0.9", None])),
         ]:
             if rng.random() < 0.4:
                 body[field] = make()

@@ -64,6 +64,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("-k", "--top-k", type=top_k, default=10, help="hits (10)")
     search.add_argument("--filter", help='a Qdrant-style filter as JSON: {"must": [...]}')
     search.add_argument("--mode", choices=["sparse", "dense", "hybrid"])
+    search.add_argument(
+        "--recall",
+        type=float,
+        help="approximate sparse search aiming at this recall@10 (e.g. 0.95); default: exact",
+    )
     search.add_argument("--explain", action="store_true", help="show each hit's matching tokens")
     search.add_argument("--json", action="store_true", help="print the hits as one JSON object")
 
@@ -217,7 +222,14 @@ def _search(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as err:
             raise InvalidInputError(f"--filter is not JSON: {err}") from None
     with _open(args) as col:
-        hits = col.search(args.query, args.top_k, filter=flt, mode=args.mode, explain=args.explain)
+        hits = col.search(
+            args.query,
+            args.top_k,
+            filter=flt,
+            mode=args.mode,
+            explain=args.explain,
+            recall=args.recall,
+        )
     if args.json:
         print(json.dumps({"query": args.query, "hits": [hit.to_dict() for hit in hits]}))
         return 0

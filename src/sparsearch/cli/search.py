@@ -46,6 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", type=Path, help="write here instead of stdout")
     parser.add_argument("--payloads", action="store_true", help="include payloads (json)")
     parser.add_argument("--threads", type=positive_int, default=None, help="search threads")
+    parser.add_argument(
+        "--recall",
+        type=float,
+        default=None,
+        help="search approximately, at the cheapest setting whose calibrated recall@10 against "
+        "exact search reaches this (e.g. 0.95); default: exact",
+    )
     parser.add_argument("--tag", default="sparsearch", help="run tag of the TREC format")
     parser.set_defaults(func=run)
 
@@ -119,6 +126,13 @@ def run(args: argparse.Namespace) -> int:
     k = min(args.top_k, max(1, index.stats()["documents"]))
     with naming(source) if source is not None else nullcontext():
         params = SearchParams(return_payloads=args.payloads, threads=args.threads)
+        if args.recall is not None:
+            params = SearchParams(
+                return_payloads=args.payloads,
+                threads=args.threads,
+                mode="approx",
+                recall=args.recall,
+            )
         hits = index.search(vectors, k=k, params=params)
     texts = args.queries or None
     if args.output is not None:

@@ -495,6 +495,7 @@ class Collection:
         with_payload: bool = True,
         candidates: int = 100,
         threads: int | None = None,
+        recall: float | None = None,
     ) -> list[Hit]:
         """The top ``k`` documents for one query (see :meth:`search_batch`)."""
         return self.search_batch(
@@ -508,6 +509,7 @@ class Collection:
             with_payload=with_payload,
             candidates=candidates,
             threads=threads,
+            recall=recall,
         )[0]
 
     def search_batch(
@@ -523,6 +525,7 @@ class Collection:
         with_payload: bool = True,
         candidates: int = 100,
         threads: int | None = None,
+        recall: float | None = None,
         encoded: Encoded | None = None,
     ) -> list[list[Hit]]:
         """The top ``k`` documents of each query, all on one snapshot of the collection.
@@ -534,7 +537,10 @@ class Collection:
         a cross-encoder (model id or object with ``predict(pairs)``) that rescores the top
         ``candidates`` on the stored texts. ``explain``: each hit's matching tokens with the
         query weight, document weight and contribution (they sum to the sparse score).
-        ``threads``: engine threads for the batch (default: every core). ``encoded``: the
+        ``threads``: engine threads for the batch (default: every core). ``recall``: search
+        the sparse side approximately, aiming at this recall@10 against exact search
+        (``SearchParams(mode="approx", recall=...)``, see the engine docs); default exact.
+        ``encoded``: the
         queries already encoded by :meth:`encode` (what the server's micro-batching passes).
         """
         if isinstance(queries, (str, bytes, Mapping)) or not isinstance(queries, Sequence):
@@ -561,6 +567,7 @@ class Collection:
             with_payload=with_payload,
             candidates=candidates,
             threads=threads,
+            recall=recall,
         )
 
     def encode(self, queries: Sequence[Any], batch_size: int = 32) -> Encoded:

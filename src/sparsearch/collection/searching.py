@@ -35,12 +35,16 @@ def run_search(
     with_payload: bool,
     candidates: int,
     threads: int | None,
+    recall: float | None = None,
 ) -> list[list[Hit]]:
     """The hits of every encoded query (arguments checked by ``Collection.search_batch``)."""
     k = check_k(k)
     if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
         raise InvalidInputError(f"candidates must be a positive integer, got {candidates!r}")
-    params = SearchParams(filter=flt, threads=threads)
+    if recall is None:
+        params = SearchParams(filter=flt, threads=threads)
+    else:
+        params = SearchParams(filter=flt, threads=threads, mode="approx", recall=recall)
     if params.filter is not None and stored.names_reserved(params.filter.to_dict()):
         raise FilterError(f"{stored.RESERVED!r} is the collection's own field: it cannot filter")
     view = col.index.pinned()

@@ -232,6 +232,7 @@ def create_app(settings: Settings) -> FastAPI:
                 with_payload=body.with_payload,
                 candidates=body.candidates,
                 threads=1,
+                recall=body.recall,
                 encoded=encoded,
             )
         )

@@ -231,9 +231,12 @@ class RemoteCollection:
         explain: bool = False,
         with_payload: bool = True,
         candidates: int = 100,
+        recall: float | None = None,
     ) -> list[Hit]:
         """The top ``k`` documents for one query (see ``Collection.search_batch``)."""
-        body = _search(query, k, _filter(filter), mode, fusion, explain, with_payload, candidates)
+        body = _search(
+            query, k, _filter(filter), mode, fusion, explain, with_payload, candidates, recall
+        )
         return [Hit.from_dict(h) for h in self._call("POST", "/points/search", body, True)["hits"]]
 
     def search_batch(
@@ -247,13 +250,15 @@ class RemoteCollection:
         explain: bool = False,
         with_payload: bool = True,
         candidates: int = 100,
+        recall: float | None = None,
     ) -> list[list[Hit]]:
         """The top ``k`` documents of each query, in one request."""
         if isinstance(queries, (str, bytes, Mapping)) or not isinstance(queries, Sequence):
             raise InvalidInputError("queries must be a list")
         flt = _filter(filter)
         searches = [
-            _search(q, k, flt, mode, fusion, explain, with_payload, candidates) for q in queries
+            _search(q, k, flt, mode, fusion, explain, with_payload, candidates, recall)
+            for q in queries
         ]
         if not searches:
             return []
@@ -319,8 +324,9 @@ def _points(ids: list[DocId], key: str, column: Sequence[Any], payloads: Any) ->
 
 
 def _search(query: Any, k: int, flt: Any, *options: Any) -> dict[str, Any]:
-    """One search's JSON body (``options``: mode, fusion, explain, with_payload, candidates)."""
-    names = ("mode", "fusion", "explain", "with_payload", "candidates")
+    """One search's JSON body (``options``: mode, fusion, explain, with_payload, candidates,
+    recall)."""
+    names = ("mode", "fusion", "explain", "with_payload", "candidates", "recall")
     return {
         "query": _sparse(query),
         "k": k,

@@ -68,6 +68,7 @@ class SearchBody(Body):
     explain: StrictBool = False
     with_payload: StrictBool = True
     candidates: StrictInt = Field(100, ge=1, le=10_000)
+    recall: Number | None = Field(None, gt=0, le=1)
 
 
 class SearchBatch(Body):
