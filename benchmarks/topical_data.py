@@ -180,7 +180,10 @@ def _first_per_key(owner: np.ndarray, terms: np.ndarray, rank: np.ndarray, dim: 
     return order[keep]
 
 
-def _csr(owner: np.ndarray, terms: np.ndarray, values: np.ndarray, n: int, src) -> SparseVectors:
+def _csr(
+    owner: np.ndarray, terms: np.ndarray, values: np.ndarray, n: int, src: SparseVectors
+) -> SparseVectors:
+    """CSR rows ``0..n-1`` from (owner row, term, value) triples; ``src``'s dim and vocab."""
     order = np.lexsort((terms, owner))
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(owner, minlength=n), out=indptr[1:])
@@ -205,16 +208,17 @@ class TopicalGenerator:
 
     def __post_init__(self) -> None:
         src = self.docs
+        if self.model.targets.max() >= src.n:
+            raise ValueError("the query model was fitted on other documents than these")
         self.top = _top_terms(src)
         self.eligible = np.flatnonzero(self.top >= 0)
         t = src.to_scipy().T.tocsr()  # term-major: the documents holding each term
         self.term_docs = t.indices
         self.term_indptr = t.indptr
         self.term_cum = np.cumsum(t.data.astype(np.float64) ** self.settings.focus)
-        by_term = np.argsort(src.indices, kind="stable")
-        self.df_cdf = np.cumsum(np.diff(t.indptr) / src.nnz)
-        self.term_weights = src.values[by_term]  # each term's real weights, term by term
+        self.term_weights = t.data  # each term's real weights, term by term
         self.df = np.diff(t.indptr)
+        self.df_cdf = np.cumsum(self.df / src.nnz)
 
     # ------------------------------------------------------------------ documents
     def _by_df(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:

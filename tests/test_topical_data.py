@@ -134,3 +134,9 @@ def test_queries_find_their_relevant_document(generator, source):
 def test_query_model_rejects_missing_pairs(topical, source):
     with pytest.raises(ValueError, match="at least one"):
         topical.fit_queries(source["queries"], source["docs"], np.empty((0, 2), np.int64))
+
+
+def test_a_query_model_of_other_documents_is_refused(topical, source):
+    model = topical.fit_queries(source["queries"], source["docs"], source["pairs"])
+    with pytest.raises(ValueError, match="other documents"):
+        topical.TopicalGenerator(source["docs"][:100], model)
