@@ -199,11 +199,13 @@ def worker(
             adapter.search_one(variant, *rows_q[i])
         lat = np.empty(queries.n)
         found = np.full((queries.n, K), -1, np.int64)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
         for i, (idx, val) in enumerate(rows_q):
             t = time.perf_counter()
             ids = adapter.search_one(variant, idx, val)
             lat[i] = time.perf_counter() - t
             found[i, : len(ids)] = ids[:K]
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_majflt - faults
         t = time.perf_counter()
         found2, how = adapter.search_threads(variant, queries, 2)
         qps2 = queries.n / (time.perf_counter() - t)
@@ -229,6 +231,9 @@ def worker(
                 "qps_2python_threads": qps2_same,
                 "recall@10": recall_at_k(found, docs, queries, exact_scores),
                 "recall@10_2threads": recall_at_k(found2, docs, queries, exact_scores),
+                # pages read back from disk while timing (a memory-mapped index evicted by the
+                # machine shows up here)
+                "major_faults_timed": faults,
             }
         )
         if qrels_path is not None:
