@@ -145,23 +145,26 @@ def _versions() -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------- worker
-def mrr_at_k(found: np.ndarray, relevant: np.ndarray) -> float:
-    """MRR@k of ``found`` (rows of ordinals) over the queries with a relevant document."""
+def _relevant_by_query(relevant: np.ndarray) -> dict[int, set[int]]:
+    """Judgement rows ``(query, document)`` as each judged query's set of relevant documents."""
     wanted: dict[int, set[int]] = {}
     for q, d in relevant.tolist():
         wanted.setdefault(q, set()).add(d)
+    return wanted
+
+
+def mrr_at_k(found: np.ndarray, relevant: np.ndarray) -> float:
+    """MRR@k of ``found`` (rows of ordinals) over the queries with a relevant document."""
     ranks = [
         next((1 / (r + 1) for r, d in enumerate(found[q].tolist()) if d in docs), 0.0)
-        for q, docs in wanted.items()
+        for q, docs in _relevant_by_query(relevant).items()
     ]
     return float(np.mean(ranks)) if ranks else float("nan")
 
 
 def judged_recall(found: np.ndarray, relevant: np.ndarray) -> float:
     """Mean over judged queries of the share of their relevant documents in ``found``'s rows."""
-    wanted: dict[int, set[int]] = {}
-    for q, d in relevant.tolist():
-        wanted.setdefault(q, set()).add(d)
+    wanted = _relevant_by_query(relevant)
     return float(
         np.mean([len(docs & set(found[q].tolist())) / len(docs) for q, docs in wanted.items()])
     )

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import search_data  # noqa: E402
 import topical_data  # noqa: E402
 from provenance import provenance  # noqa: E402
-from search import exact_topk, recall_at_k  # noqa: E402
+from search import exact_topk, mrr_at_k, recall_at_k  # noqa: E402
 from search_peers import K, PisaEngine, SeismicEngine, term_major  # noqa: E402
 
 from sparsearch.index.kernels import ESSENTIAL_SHARE, SLACK  # noqa: E402
@@ -118,20 +118,6 @@ def _timed(search, queries: SparseVectors, warmup: int = 50, passes: int = 3):
     return found, 1e3 * float(lat.mean())
 
 
-def _mrr(ids: np.ndarray, relevant: np.ndarray) -> float:
-    wanted: dict[int, set[int]] = {}
-    for q, d in relevant.tolist():
-        wanted.setdefault(q, set()).add(d)
-    return float(
-        np.mean(
-            [
-                next((1 / (r + 1) for r, d in enumerate(ids[q].tolist()) if d in docs), 0.0)
-                for q, docs in wanted.items()
-            ]
-        )
-    )
-
-
 def measure(c: dict) -> dict:
     """Every calibration measure of one collection (see the module docstring)."""
     docs, queries = c["docs"], c["queries"]
@@ -149,7 +135,7 @@ def measure(c: dict) -> dict:
         "top1_score": float(top1[ok].mean()),
         "top10_score": float(kth[ok].mean()),
         "top10_over_top1": float((kth[ok] / top1[ok]).mean()),
-        "mrr@10_exact": _mrr(ids, c["relevant"]) if "relevant" in c else None,
+        "mrr@10_exact": mrr_at_k(ids, c["relevant"]) if "relevant" in c else None,
     }
     del docs_t
     print(f"[{c['name']}] exact {time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)
