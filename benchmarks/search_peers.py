@@ -293,6 +293,7 @@ class SeismicEngine(Engine):
     """Seismic (approximate): built from an in-memory dataset with its default parameters."""
 
     variants = tuple(f"seismic-qc{c}-hf{h}" for c, h in SEISMIC_SETTINGS)
+    scaled = False  # n_postings as our default static pruning: 3,500 per million documents
 
     def build(self, docs):
         import seismic
@@ -301,7 +302,12 @@ class SeismicEngine(Engine):
         ds.add_documents_by_id(
             [str(i) for i in range(docs.n)], docs.indices.astype(np.int64), docs.values, docs.indptr
         )
-        self.index = seismic.SeismicIndex.build_from_dataset(ds, num_threads=1)
+        build = {"num_threads": 1}
+        if self.scaled:
+            from sparsearch.index.approx import ApproxConfig
+
+            build["n_postings"] = ApproxConfig().kept(docs.n)
+        self.index = seismic.SeismicIndex.build_from_dataset(ds, **build)
         self.path.mkdir(parents=True, exist_ok=True)
         self.index.save(str(self.path / "index"))
         self.str_dtype = seismic.get_seismic_string()
@@ -329,6 +335,14 @@ class SeismicEngine(Engine):
             for rank, (qid, _, doc) in enumerate(rows):
                 out[int(qid), rank] = int(doc)
         return out, f"Seismic's batch_search(num_threads={threads})"
+
+
+class ScaledSeismicEngine(SeismicEngine):
+    """Seismic built with ``n_postings`` scaled to the collection as our default is (3,500 per
+    million documents, at least 3,500; its other build parameters at their defaults)."""
+
+    variants = tuple(f"seismic-scaled-qc{c}-hf{h}" for c, h in SEISMIC_SETTINGS)
+    scaled = True
 
 
 class OursEngine(Engine):
@@ -420,6 +434,7 @@ ADAPTERS = {
     "pisa": PisaEngine,
     "bmp": BmpEngine,
     "seismic": SeismicEngine,
+    "seismic-scaled": ScaledSeismicEngine,
     "sparsearch": OursEngine,
     "sparsearch-approx": OursApproxEngine,
 }

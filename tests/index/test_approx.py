@@ -227,3 +227,22 @@ def test_bad_search_params(kwargs, message):
 def test_bad_approx_config(kwargs):
     with pytest.raises(InvalidInputError):
         ApproxConfig(**kwargs)
+
+
+def test_kept_postings_scale_with_the_segment(corpus, monkeypatch):
+    assert ApproxConfig().kept(1000) == approx.MIN_KEPT
+    assert ApproxConfig().kept(4_000_000) == 4 * approx.KEPT_PER_MILLION
+    assert ApproxConfig(postings_per_term=50).kept(4_000_000) == 50
+    # at 10,000 per million, the 30,000-document segment keeps 300 postings of each term
+    monkeypatch.setattr(approx, "MIN_KEPT", 100)
+    monkeypatch.setattr(approx, "KEPT_PER_MILLION", 10_000)
+    index = SparseIndex(dim=corpus.docs.dim)
+    index.add(corpus.ids, corpus.docs)
+    index.build_approx(ApproxConfig())
+    seg = index.snapshot().segments[0]
+    term_block = seg.approx.arrays["term_block"]
+    block_indptr = seg.approx.arrays["block_indptr"]
+    kept = block_indptr[term_block[1:]] - block_indptr[term_block[:-1]]
+    df = np.diff(seg.inverted[0])
+    assert df.max() > 300
+    np.testing.assert_array_equal(kept, np.minimum(df, 300))

@@ -75,6 +75,7 @@ LADDER: tuple[tuple[int, float], ...] = (  # the cost/recall frontier on pkgdesc
     (20, 0.4),
     (32, 0.3),
 )
+MIN_KEPT = KEPT_PER_MILLION = 3500  # static pruning by default: Seismic's 3,500, per million
 CALIBRATION_QUERIES = 100  # documents used as queries when a part is built
 CALIBRATION_TERMS = 20  # such a query keeps its document's strongest terms (queries are short)
 CALIBRATION_K = 10
@@ -86,13 +87,16 @@ class ApproxConfig:
     (smaller blocks than Seismic's 10 % and more summary mass than its 40 % read fewer
     documents for the same recall).
 
-    ``postings_per_term``: each term keeps its postings of largest weight, at most this many.
+    ``postings_per_term``: each term keeps its postings of largest weight, at most this many;
+    by default (None) :data:`KEPT_PER_MILLION` per million documents of the segment and at least
+    :data:`MIN_KEPT`, so a term keeps the same share of a long list as of a short one (a fixed
+    number caps the recall a large segment can reach).
     ``block_fraction``: a term's kept postings form ``ceil(kept * block_fraction)`` blocks.
     ``summary_energy``: a block's summary keeps its largest weights up to this share of its mass,
     and at most ``summary_max_terms`` of them.
     """
 
-    postings_per_term: int = 3500
+    postings_per_term: int | None = None
     block_fraction: float = 0.5
     summary_energy: float = 0.5
     summary_max_terms: int = 1 << 16
@@ -100,6 +104,8 @@ class ApproxConfig:
     def __post_init__(self) -> None:
         for name in ("postings_per_term", "summary_max_terms"):
             value = getattr(self, name)
+            if name == "postings_per_term" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"{name} must be an integer >= 1, got {value!r}")
         for name in ("block_fraction", "summary_energy"):
@@ -108,6 +114,12 @@ class ApproxConfig:
                 raise InvalidInputError(f"{name} must be a number in (0, 1], got {value!r}")
             if not 0 < value <= 1:
                 raise InvalidInputError(f"{name} must be in (0, 1], got {value!r}")
+
+    def kept(self, n: int) -> int:
+        """How many postings each term keeps in a segment of ``n`` documents."""
+        if self.postings_per_term is not None:
+            return self.postings_per_term
+        return max(MIN_KEPT, math.ceil(n * KEPT_PER_MILLION / 1_000_000))
 
 
 class ApproxPart:
@@ -186,7 +198,8 @@ def build_part(
     top = float(fwd_values.max()) if fwd_values.size else 0.0
     scale = np.float32(top / 255 if top > 0 else 1.0)
     term_type = np.uint16 if dim <= 1 << 16 else np.int32
-    most_blocks = math.ceil(config.postings_per_term * config.block_fraction)
+    kept = config.kept(fwd_indptr.size - 1)
+    most_blocks = math.ceil(kept * config.block_fraction)
     block_type = np.uint16 if most_blocks <= 1 << 16 else np.int32
     sketch_terms, sketch_weights = approx_build.sketches(
         fwd_indptr, fwd_indices, fwd_values, approx_build.SKETCH
@@ -205,7 +218,7 @@ def build_part(
                 t,
                 post_docs[a:b].astype(np.int64),
                 post_vals[a:b],
-                config.postings_per_term,
+                kept,
                 config.block_fraction,
                 config.summary_energy,
                 config.summary_max_terms,
