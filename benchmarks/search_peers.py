@@ -8,6 +8,7 @@ as ``search.py --engines`` does.
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -302,7 +303,7 @@ class SeismicEngine(Engine):
         ds.add_documents_by_id(
             [str(i) for i in range(docs.n)], docs.indices.astype(np.int64), docs.values, docs.indptr
         )
-        build = {"num_threads": 1}
+        build = {"num_threads": os.cpu_count() or 1}  # as ours builds its approximate part
         if self.scaled:
             from sparsearch.index.approx import ApproxConfig
 
