@@ -63,6 +63,11 @@ def _recall(found: np.ndarray, exact: np.ndarray) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--passes", type=int, default=2)
+    ap.add_argument(
+        "--grid",
+        default=",".join(f"{f}:{e}" for f, e in GRID),
+        help="block_fraction:summary_energy pairs, comma-separated",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS / "approx_tuning")
     args = ap.parse_args(argv)
     docs, _ = load_npz(PKGDESC / "corpus.npz")
@@ -73,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     exact, exact_ms = _top(index, queries, SearchParams(threads=1), args.passes)
     print(f"exact: {exact_ms:.3f} ms", file=sys.stderr, flush=True)
     builds = []
-    for fraction, energy in GRID:
+    grid = [tuple(float(x) for x in pair.split(":")) for pair in args.grid.split(",")]
+    for fraction, energy in grid:
         config = ApproxConfig(block_fraction=fraction, summary_energy=energy)
         t0 = time.perf_counter()
         index.build_approx(config)

@@ -3,7 +3,8 @@
 For every term, its postings are cut to the ``keep`` of largest weight (static pruning), then
 grouped into blocks of documents that resemble each other (a one-pass clustering, as in Seismic):
 ``ceil(kept * block_fraction)`` documents spread over the weight order are the centroids, and each
-kept document joins the centroid it shares most weight with on their strongest terms. Each block
+kept document joins the centroid it shares most weight with on their strongest terms (other than
+``t`` itself, which all of them hold). Each block
 gets a summary: per term, the largest weight any of its documents gives it, pruned to the largest
 entries that hold ``summary_energy`` of the summary's mass. Summaries are stored inverted per
 term (summary term -> blocks), so a query scores a term's blocks by reading only the entries of
@@ -63,6 +64,7 @@ def _offsets(keys: I64 | I32, n_keys: int, start: I64, count: I64) -> int:  # pr
 @jit
 def _cluster(
     docs: I64,
+    t: int,
     c: int,
     sketch_terms: I32,
     sketch_weights: F32,
@@ -71,9 +73,11 @@ def _cluster(
 ) -> I64:  # pragma: no cover - compiled
     """Assign each of ``docs`` (weight order) to one of ``c`` centroids spread over that order.
 
-    Similarity: the dot product of the documents' sketches (their strongest terms), through a
-    small inverted index of the centroids' sketches. A document that shares no sketched term
-    with any centroid joins the centroid nearest in weight rank. ``start`` and ``count`` are
+    Similarity: the dot product of the documents' sketches (their strongest terms) without the
+    list's own term ``t``, which every one of them holds (it would make each document meet every
+    centroid, a cost quadratic in the list), through a small inverted index of the centroids'
+    sketches. A document that shares no other sketched term with any centroid joins the centroid
+    nearest in weight rank, the order of ``t``'s weights. ``start`` and ``count`` are
     scratch over the vocabulary (all -1 and 0 on entry, and again on return).
     """
     n_docs = docs.size
@@ -89,6 +93,8 @@ def _cluster(
             u = sketch_terms[centroids[j], s]
             if u < 0:
                 break
+            if u == t:
+                continue
             if count[u] == 0:
                 seen[n_seen] = u
                 n_seen += 1
@@ -101,6 +107,8 @@ def _cluster(
             u = sketch_terms[centroids[j], s]
             if u < 0:
                 break
+            if u == t:
+                continue
             p = start[u] + count[u]
             entry_centroid[p] = j
             entry_weight[p] = sketch_weights[centroids[j], s]
@@ -298,7 +306,7 @@ def term_blocks(
     if c >= kept.size:  # a block per document
         assign = np.arange(kept.size)
     elif c > 1:
-        assign = _cluster(kept, c, sketch_terms, sketch_weights, start, count)
+        assign = _cluster(kept, t, c, sketch_terms, sketch_weights, start, count)
     else:
         assign = np.zeros(kept.size, np.int64)
     sizes, block_docs = _blocks(kept, assign, c)
