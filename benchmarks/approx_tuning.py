@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pkgdesc_vectors import VECTORS as PKGDESC  # noqa: E402
 from provenance import provenance  # noqa: E402
 
-from sparsearch.index import SparseIndex  # noqa: E402
+from sparsearch.index import SparseIndex, approx  # noqa: E402
 from sparsearch.index.approx import LADDER, ApproxConfig  # noqa: E402
 from sparsearch.search import SearchParams  # noqa: E402
 from sparsearch.sparse import SparseVectors, load_npz  # noqa: E402
@@ -49,15 +49,6 @@ def _top(index: SparseIndex, queries: SparseVectors, params: SearchParams, passe
             row = [-1 if x is None else int(x) for x in hits.ids[0]]
             ids[i, : len(row)] = row
     return ids, 1e3 * float(best.mean())
-
-
-def _recall(found: np.ndarray, exact: np.ndarray) -> float:
-    shares = [
-        len(set(f.tolist()) & set(w[w >= 0].tolist())) / (w >= 0).sum()
-        for f, w in zip(found, exact, strict=True)
-        if (w >= 0).any()
-    ]
-    return float(np.mean(shares))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "query_terms": terms,
                     "heap_factor": heap,
-                    "recall@10": _recall(found, exact),
+                    "recall@10": approx._recall(found, exact, (exact >= 0).sum(axis=1)),
                     "mean_ms": ms,
                 }
             )
